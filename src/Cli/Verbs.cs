@@ -1,0 +1,25 @@
+namespace ModelParallel.Cli;
+
+/// <summary>A command-line verb of <c>mp</c>.</summary>
+public interface IVerb
+{
+    string Name { get; }
+
+    /// <summary>One line for the usage text.</summary>
+    string Summary { get; }
+
+    int Run(string[] args);
+}
+
+/// <summary>The verbs <c>mp</c> knows. Add a verb by adding a class and one line here.</summary>
+public static class Verbs
+{
+    public static IReadOnlyList<IVerb> All { get; } =
+    [
+    ];
+
+    public static IVerb? Find(string name) => All.FirstOrDefault(v => v.Name == name);
+
+    public static string Usage() =>
+        "usage: mp VERB [ARGS]\n" + string.Join("\n", All.Select(v => $"  {v.Name,-8} {v.Summary}"));
+}

@@ -1,0 +1,47 @@
+namespace ModelParallel.Runtime;
+
+/// <summary>
+/// A group of ranks and the collectives among them. Every call is issued in order on the
+/// owning backend's stream (asynchronous on CUDA, completed on return on the CPU backend).
+/// Counts come from the tensors: send and receive must have matching dtypes, and the sizes each
+/// collective documents; a mismatch throws <see cref="ArgumentException"/> naming both sizes.
+/// Send and receive may be the same tensor (in place) where noted.
+/// </summary>
+public interface ICommunicator : IDisposable
+{
+    /// <summary>This rank's index in the group, 0 to <see cref="Size"/>-1.</summary>
+    int Rank { get; }
+
+    /// <summary>Number of ranks in the group.</summary>
+    int Size { get; }
+
+    /// <summary>recv = op over ranks of send; recv.Count == send.Count; in place allowed.</summary>
+    void AllReduce(Tensor send, Tensor recv, ReduceOp op = ReduceOp.Sum);
+
+    /// <summary>recv = concatenation of every rank's send in rank order; recv.Count == Size * send.Count.
+    /// In place when send is the slice of recv at Rank * send.Count.</summary>
+    void AllGather(Tensor send, Tensor recv);
+
+    /// <summary>recv = block Rank of (op over ranks of send); send.Count == Size * recv.Count.</summary>
+    void ReduceScatter(Tensor send, Tensor recv, ReduceOp op = ReduceOp.Sum);
+
+    /// <summary>recv = root's send on every rank; counts equal; in place allowed.</summary>
+    void Broadcast(Tensor send, Tensor recv, int root);
+
+    /// <summary>On root, recv = op over ranks of send; recv is ignored elsewhere.</summary>
+    void Reduce(Tensor send, Tensor recv, ReduceOp op, int root);
+
+    /// <summary>Sends the tensor to rank <paramref name="peer"/> of this group.</summary>
+    void Send(Tensor send, int peer);
+
+    /// <summary>Receives a tensor of recv.Count elements from rank <paramref name="peer"/>.</summary>
+    void Recv(Tensor recv, int peer);
+
+    /// <summary>Sends to <paramref name="sendPeer"/> and receives from <paramref name="recvPeer"/> as one
+    /// operation, so that ranks exchanging with each other cannot deadlock.</summary>
+    void SendRecv(Tensor send, int sendPeer, Tensor recv, int recvPeer);
+
+    /// <summary>Collective over this group: ranks with the same color form a new group,
+    /// ordered by key (ties by rank). Every rank of this group must call it.</summary>
+    ICommunicator Split(int color, int key);
+}
