@@ -58,6 +58,12 @@ public interface IBackend : IDisposable
     /// <summary>Waits until all work issued on this backend's stream has completed.</summary>
     void Synchronize();
 
+    /// <summary>
+    /// Runs <paramref name="work"/> and returns the milliseconds it took on this backend's stream:
+    /// CUDA events recorded around it (then waited for) on CUDA, a stopwatch on the CPU.
+    /// </summary>
+    double ElapsedMilliseconds(Action work);
+
     AllocatorStats AllocatorStats { get; }
 
     /// <summary>Resets the peak of <see cref="AllocatorStats"/> to the bytes now in use.</summary>
