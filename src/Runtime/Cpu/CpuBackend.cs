@@ -145,6 +145,15 @@ public sealed class CpuBackend : IBackend
     /// <summary>Work completes on return on the CPU backend: nothing to wait for.</summary>
     public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    public double ElapsedMilliseconds(Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        work();
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
     public void ResetPeak() => Interlocked.Exchange(ref _peakBytesInUse, Interlocked.Read(ref _bytesInUse));
 
     public void Dispose() => _disposed = true;
