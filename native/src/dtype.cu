@@ -15,6 +15,12 @@ const char* dtype_name(int dtype) {
     }
 }
 
+int require_float_dtype(int dtype, const char* what) {
+    if (dtype == MP_FLOAT32 || dtype == MP_BFLOAT16) return MP_OK;
+    MP_FAIL(MP_ERR_INVALID_ARGUMENT, "%s: dtype %d (%s) is not supported (float32, bfloat16)", what, dtype,
+            dtype_name(dtype));
+}
+
 int sm_count(int* count) {
     constexpr int kMaxDevices = 64;
     static std::atomic<int> cache[kMaxDevices] = {};

@@ -126,6 +126,9 @@ struct TypeTag {
 
 const char* dtype_name(int dtype);
 
+// MP_OK for float32 and bfloat16, else MP_ERR_INVALID_ARGUMENT naming the dtype.
+int require_float_dtype(int dtype, const char* what);
+
 // `return fn(TypeTag<T>{}, args...)` for T float32 or bfloat16; any other dtype fails with
 // MP_ERR_INVALID_ARGUMENT. Used as the last statement of a function returning an mp_status.
 #define MP_DISPATCH_FLOAT(dtype, what, fn, ...)                                                         \
