@@ -134,26 +134,12 @@ __global__ void __launch_bounds__(kThreads) norm_bwd_kernel(T* dx, float* dweigh
     }
 }
 
-// Allows `kernel` `bytes` of dynamic shared memory, failing with MP_ERR_UNSUPPORTED past the device limit.
-template <typename Kernel>
-int allow_shared_memory(Kernel kernel, size_t bytes, const char* what, int cols) {
-    if (bytes <= 48 * 1024) return MP_OK;
-    int device = 0, limit = 0;
-    MP_CHECK_CUDA(cudaGetDevice(&device));
-    MP_CHECK_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    if (bytes > static_cast<size_t>(limit))
-        MP_FAIL(MP_ERR_UNSUPPORTED, "%s: cols %d needs %zu bytes of shared memory per block, the device has %d", what,
-                cols, bytes, limit);
-    MP_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-    return MP_OK;
-}
-
 template <int N, typename T, bool kLayerNorm>
 int launch_fwd(T* y, T* sum, float* stats, const T* x, const T* residual, const T* weight, const T* bias, int rows,
                int cols, float eps, cudaStream_t stream) {
     const auto kernel = norm_fwd_kernel<N, T, kLayerNorm>;
     const size_t smem = static_cast<size_t>(cols) * sizeof(float);
-    MP_TRY(allow_shared_memory(kernel, smem, "mp_norm_fwd", cols));
+    MP_TRY(allow_dynamic_smem(kernel, smem, "mp_norm_fwd"));
     int sms = 0;
     MP_TRY(sm_count(&sms));
     const int blocks = rows < sms * 8 ? rows : sms * 8;
@@ -167,7 +153,7 @@ int launch_bwd(T* dx, float* dweight, float* dbias, const T* dy, const T* dresid
                const float* stats, int rows, int cols, cudaStream_t stream) {
     const auto kernel = norm_bwd_kernel<N, T, kLayerNorm>;
     const size_t smem = static_cast<size_t>(cols) * sizeof(float) * (kLayerNorm ? 2 : 1);
-    MP_TRY(allow_shared_memory(kernel, smem, "mp_norm_bwd", cols));
+    MP_TRY(allow_dynamic_smem(kernel, smem, "mp_norm_bwd"));
     int sms = 0;
     MP_TRY(sm_count(&sms));
     const int blocks = rows < sms * 2 ? rows : sms * 2;
