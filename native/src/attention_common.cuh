@@ -59,13 +59,15 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// A [rows][kCols] bf16 tile in shared memory, stored in 16-byte chunks whose index is XORed with (row % 8):
-// ldmatrix over 8 consecutive rows at one column and cp.async of whole rows are both bank-conflict free.
-// col must be a multiple of 8 for chunk access; element access works for any col.
+// A [rows][kCols] bf16 tile in shared memory, stored in 16-byte chunks whose index is XORed with a function of
+// the row, so that ldmatrix over 8 consecutive rows at one column, 4-byte fragment stores and cp.async of
+// whole rows are all bank-conflict free: chunk ^ (row % 8) for rows of 8 or more chunks, and
+// chunk ^ ((row / 2) % 4) for rows of 4 chunks (two rows per 128-byte line).
 template <int kCols>
 __device__ __forceinline__ int swizzle(int row, int col) {
-    static_assert(kCols % 64 == 0, "rows of at least 8 chunks");
-    return row * kCols + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+    static_assert(kCols == 32 || kCols % 64 == 0, "rows of 4 or a multiple of 8 chunks");
+    const int key = kCols == 32 ? (row >> 1) & 3 : row & 7;
+    return row * kCols + (((col >> 3) ^ key) << 3) + (col & 7);
 }
 
 // Copies rows [row0, row0 + kRows) of a global matrix (row stride `stride` elements, kCols contiguous
