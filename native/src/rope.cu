@@ -1,4 +1,6 @@
 // Rotary position embedding, rotate-half form, in place on x [seq, batch, heads, head_dim].
+#include <cmath>
+
 #include "dtype.cuh"
 
 namespace mp {
