@@ -1,25 +1,28 @@
 // Flash-attention-2 forward: bf16 in/out, fp32 accumulation on tensor cores (mma.sync m16n8k16), online softmax.
 //
-// One block of 8 warps owns kBlockQ = 128 query rows of one (batch, head); each warp owns 16 rows and keeps
-// their Q fragments, the output accumulator and the running max/sum in registers. Key/value tiles of
-// kBlockK = 64 rows stream through a double-buffered cp.async pipeline.
+// One block of 4 warps owns kBlockQ = 128 query rows of one (batch, head); each warp owns 32 rows (two 16-row
+// MMA tiles, so that every K/V fragment read from shared memory feeds two MMAs) and keeps their output
+// accumulator and running max/sum in registers; Q fragments are re-read from shared memory. Key/value
+// tiles of kBlockK rows (64; 32 for head_dim 128) stream through a double-buffered cp.async pipeline; two blocks share an SM.
 #include "attention_common.cuh"
 
 namespace mp {
 namespace attention {
 
-constexpr int kFwdWarps = 8;
+constexpr int kFwdWarps = 4;
 constexpr int kFwdThreads = kFwdWarps * 32;
-constexpr int kBlockQ = kFwdWarps * 16;
-constexpr int kBlockK = 64;
+constexpr int kWarpMTiles = 2;  // 16-row MMA tiles per warp
+constexpr int kBlockQ = kFwdWarps * kWarpMTiles * 16;
+// Keys per tile: 32 for head_dim 128 keeps the two S tiles and the two O accumulators within the register file.
+constexpr int fwd_block_k(int head_dim) { return head_dim == 128 ? 32 : 64; }
 
-template <int kHeadDim>
+template <int kHeadDim, int kBlockK = fwd_block_k(kHeadDim)>
 constexpr size_t fwd_smem_bytes() {
     return static_cast<size_t>(kBlockQ + 4 * kBlockK) * kHeadDim * sizeof(bf16);
 }
 
-template <int kHeadDim, bool kCausal>
-__global__ void __launch_bounds__(kFwdThreads, 1)
+template <int kHeadDim, bool kCausal, int kBlockK = fwd_block_k(kHeadDim)>
+__global__ void __launch_bounds__(kFwdThreads, 2)
     attention_fwd_kernel(bf16* __restrict__ o, float* __restrict__ lse, const bf16* __restrict__ q,
                          const bf16* __restrict__ k, const bf16* __restrict__ v, int batch, int seq, int heads,
                          int kv_heads, float scale_log2) {
@@ -52,17 +55,24 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, tig = lane % 4;
     const int mi = lane / 8, mr = lane % 8;  // ldmatrix: which 8x8 matrix this lane addresses, and its row
-    const int warp_row0 = q0 + warp * 16;
-    const int row_a = warp_row0 + g, row_b = row_a + 8;
+    const int warp_local0 = warp * kWarpMTiles * 16;  // first row of this warp inside the block
+    const int warp_row0 = q0 + warp_local0;
 
     constexpr int kDTiles = kHeadDim / 8;
     constexpr int kKTiles = kBlockK / 8;
-    float acc[kDTiles][4];
+    // Per MMA tile mt: rows warp_row0 + 16 mt + g (r = 0) and + 8 (r = 1).
+    float acc[kWarpMTiles][kDTiles][4];
 #pragma unroll
-    for (int i = 0; i < kDTiles; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-    float row_max[2] = {-INFINITY, -INFINITY};
-    float row_sum[2] = {0.f, 0.f};  // this thread's share; the quad is summed at the end
-    uint32_t q_frag[kHeadDim / 16][4];
+    for (int mt = 0; mt < kWarpMTiles; ++mt) {
+#pragma unroll
+        for (int i = 0; i < kDTiles; ++i) acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.f;
+    }
+    float row_max[kWarpMTiles][2], row_sum[kWarpMTiles][2];  // row_sum: this thread's share, quad summed at the end
+#pragma unroll
+    for (int mt = 0; mt < kWarpMTiles; ++mt) {
+        row_max[mt][0] = row_max[mt][1] = -INFINITY;
+        row_sum[mt][0] = row_sum[mt][1] = 0.f;
+    }
 
     for (int j = 0; j < k_blocks; ++j) {
         if (j + 1 < k_blocks) {
@@ -78,26 +88,32 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         }
         __syncthreads();
 
-        if (j == 0) {
-#pragma unroll
-            for (int kk = 0; kk < kHeadDim / 16; ++kk)
-                ldmatrix_x4(q_frag[kk], s_q + swizzle<kHeadDim>(warp * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
-        }
         const bf16* s_kj = s_k + (j & 1) * kBlockK * kHeadDim;
         const bf16* s_vj = s_v + (j & 1) * kBlockK * kHeadDim;
 
-        // S = Q K^T for this warp's 16 rows and the tile's 64 keys.
-        float s[kKTiles][4];
+        // S = Q K^T for this warp's 32 rows and the tile's kBlockK keys.
+        float s[kWarpMTiles][kKTiles][4];
 #pragma unroll
-        for (int i = 0; i < kKTiles; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+        for (int mt = 0; mt < kWarpMTiles; ++mt) {
+#pragma unroll
+            for (int i = 0; i < kKTiles; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
+        }
 #pragma unroll
         for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+            uint32_t qfrag[kWarpMTiles][4];
+#pragma unroll
+            for (int mt = 0; mt < kWarpMTiles; ++mt)
+                ldmatrix_x4(qfrag[mt], s_q + swizzle<kHeadDim>(warp_local0 + mt * 16 + lane % 16,
+                                                               kk * 16 + (lane / 16) * 8));
 #pragma unroll
             for (int np = 0; np < kKTiles / 2; ++np) {
                 uint32_t bfrag[4];
                 ldmatrix_x4(bfrag, s_kj + swizzle<kHeadDim>(np * 16 + (mi / 2) * 8 + mr, kk * 16 + (mi % 2) * 8));
-                mma_16816(s[2 * np], q_frag[kk], bfrag[0], bfrag[1]);
-                mma_16816(s[2 * np + 1], q_frag[kk], bfrag[2], bfrag[3]);
+#pragma unroll
+                for (int mt = 0; mt < kWarpMTiles; ++mt) {
+                    mma_16816(s[mt][2 * np], qfrag[mt], bfrag[0], bfrag[1]);
+                    mma_16816(s[mt][2 * np + 1], qfrag[mt], bfrag[2], bfrag[3]);
+                }
             }
         }
 
@@ -105,87 +121,102 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         const int k0 = j * kBlockK;
         const bool need_mask = k0 + kBlockK > seq || (kCausal && k0 + kBlockK - 1 > warp_row0);
 #pragma unroll
-        for (int nt = 0; nt < kKTiles; ++nt) {
+        for (int mt = 0; mt < kWarpMTiles; ++mt) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                float x = s[nt][e] * scale_log2;
-                if (need_mask) {
-                    const int key = k0 + nt * 8 + tig * 2 + (e & 1);
-                    const int row = e < 2 ? row_a : row_b;
-                    if (key >= seq || (kCausal && key > row)) x = -INFINITY;
+            for (int nt = 0; nt < kKTiles; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float x = s[mt][nt][e] * scale_log2;
+                    if (need_mask) {
+                        const int key = k0 + nt * 8 + tig * 2 + (e & 1);
+                        const int row = warp_row0 + mt * 16 + g + (e < 2 ? 0 : 8);
+                        if (key >= seq || (kCausal && key > row)) x = -INFINITY;
+                    }
+                    s[mt][nt][e] = x;
                 }
-                s[nt][e] = x;
             }
         }
 
         // Online softmax: new running max, rescale the accumulator and the partial sums, P = exp2(S - max).
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float m = row_max[r];
+        for (int mt = 0; mt < kWarpMTiles; ++mt) {
 #pragma unroll
-            for (int nt = 0; nt < kKTiles; ++nt) m = fmaxf(m, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-            const float m_use = m == -INFINITY ? 0.f : m;  // a row with every key masked so far
-            const float alpha = exp2f(row_max[r] - m_use);
-            row_max[r] = m;
-            float sum = 0.f;
+            for (int r = 0; r < 2; ++r) {
+                float m = row_max[mt][r];
 #pragma unroll
-            for (int nt = 0; nt < kKTiles; ++nt) {
-                s[nt][2 * r] = exp2f(s[nt][2 * r] - m_use);
-                s[nt][2 * r + 1] = exp2f(s[nt][2 * r + 1] - m_use);
-                sum += s[nt][2 * r] + s[nt][2 * r + 1];
-            }
-            row_sum[r] = row_sum[r] * alpha + sum;
+                for (int nt = 0; nt < kKTiles; ++nt) m = fmaxf(m, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+                const float m_use = m == -INFINITY ? 0.f : m;  // a row with every key masked so far
+                const float alpha = exp2f(row_max[mt][r] - m_use);
+                row_max[mt][r] = m;
+                float sum = 0.f;
 #pragma unroll
-            for (int dt = 0; dt < kDTiles; ++dt) {
-                acc[dt][2 * r] *= alpha;
-                acc[dt][2 * r + 1] *= alpha;
+                for (int nt = 0; nt < kKTiles; ++nt) {
+                    s[mt][nt][2 * r] = exp2f(s[mt][nt][2 * r] - m_use);
+                    s[mt][nt][2 * r + 1] = exp2f(s[mt][nt][2 * r + 1] - m_use);
+                    sum += s[mt][nt][2 * r] + s[mt][nt][2 * r + 1];
+                }
+                row_sum[mt][r] = row_sum[mt][r] * alpha + sum;
+#pragma unroll
+                for (int dt = 0; dt < kDTiles; ++dt) {
+                    acc[mt][dt][2 * r] *= alpha;
+                    acc[mt][dt][2 * r + 1] *= alpha;
+                }
             }
         }
 
         // O += P V: the S accumulators of two adjacent key tiles form one A fragment.
 #pragma unroll
         for (int kk = 0; kk < kBlockK / 16; ++kk) {
-            uint32_t pfrag[4];
-            pfrag[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            pfrag[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            pfrag[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pfrag[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t pfrag[kWarpMTiles][4];
+#pragma unroll
+            for (int mt = 0; mt < kWarpMTiles; ++mt) {
+                pfrag[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pfrag[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pfrag[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pfrag[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int dp = 0; dp < kHeadDim / 16; ++dp) {
                 uint32_t bfrag[4];
                 ldmatrix_x4_trans(bfrag,
                                   s_vj + swizzle<kHeadDim>(kk * 16 + (mi % 2) * 8 + mr, dp * 16 + (mi / 2) * 8));
-                mma_16816(acc[2 * dp], pfrag, bfrag[0], bfrag[1]);
-                mma_16816(acc[2 * dp + 1], pfrag, bfrag[2], bfrag[3]);
+#pragma unroll
+                for (int mt = 0; mt < kWarpMTiles; ++mt) {
+                    mma_16816(acc[mt][2 * dp], pfrag[mt], bfrag[0], bfrag[1]);
+                    mma_16816(acc[mt][2 * dp + 1], pfrag[mt], bfrag[2], bfrag[3]);
+                }
             }
         }
         __syncthreads();  // the next iteration's loads overwrite the stage just read
     }
 
-    // Normalise, write lse, then O through this warp's rows of s_q for 16-byte stores.
+    // Normalise, write lse, then O through this warp's rows of s_q (read only by this warp) for 16-byte stores.
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float l = row_sum[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        const int row = r == 0 ? row_a : row_b;
-        if (tig == 0 && row < seq) lse[static_cast<int64_t>(bh) * seq + row] = row_max[r] * kLn2 + logf(l);
-        const int local = warp * 16 + g + 8 * r;
+    for (int mt = 0; mt < kWarpMTiles; ++mt) {
 #pragma unroll
-        for (int dt = 0; dt < kDTiles; ++dt) {
-            *reinterpret_cast<uint32_t*>(s_q + swizzle<kHeadDim>(local, dt * 8 + tig * 2)) =
-                pack_bf16(acc[dt][2 * r] * inv, acc[dt][2 * r + 1] * inv);
+        for (int r = 0; r < 2; ++r) {
+            float l = row_sum[mt][r];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            const int local = warp_local0 + mt * 16 + g + 8 * r;
+            const int row = q0 + local;
+            if (tig == 0 && row < seq) lse[static_cast<int64_t>(bh) * seq + row] = row_max[mt][r] * kLn2 + logf(l);
+#pragma unroll
+            for (int dt = 0; dt < kDTiles; ++dt) {
+                *reinterpret_cast<uint32_t*>(s_q + swizzle<kHeadDim>(local, dt * 8 + tig * 2)) =
+                    pack_bf16(acc[mt][dt][2 * r] * inv, acc[mt][dt][2 * r + 1] * inv);
+            }
         }
     }
     __syncwarp();
     bf16* o_base = o + (static_cast<int64_t>(b) * heads + h) * kHeadDim;
     constexpr int kChunks = kHeadDim / 8;
 #pragma unroll
-    for (int i = lane; i < 16 * kChunks; i += 32) {
-        const int local = warp * 16 + i / kChunks, chunk = i % kChunks;
+    for (int i = lane; i < kWarpMTiles * 16 * kChunks; i += 32) {
+        const int local = warp_local0 + i / kChunks, chunk = i % kChunks;
         const int row = q0 + local;
         if (row < seq) {
             *reinterpret_cast<uint4*>(o_base + row * q_stride + chunk * 8) =
