@@ -156,7 +156,7 @@ int launch_bwd(T* dx, float* dweight, float* dbias, const T* dy, const T* dresid
     MP_TRY(allow_dynamic_smem(kernel, smem, "mp_norm_bwd"));
     int sms = 0;
     MP_TRY(sm_count(&sms));
-    const int blocks = rows < sms * 2 ? rows : sms * 2;
+    const int blocks = rows < sms * 4 ? rows : sms * 4;
     kernel<<<blocks, kThreads, smem, stream>>>(dx, dweight, dbias, dy, dresidual, x, weight, stats, rows, cols);
     MP_CHECK_LAUNCH("norm_bwd_kernel");
     return MP_OK;
