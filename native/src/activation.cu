@@ -124,10 +124,10 @@ int swiglu_bwd_typed(TypeTag<T>, void* dgate_up, const void* dy, const void* gat
                      cudaStream_t stream) {
     constexpr int N = kVec16<T>;
     const bool vec = cols % N == 0 && aligned_to(dgate_up, 16) && aligned_to(dy, 16) && aligned_to(gate_up, 16);
-    return launch_pointwise<N>("swiglu_bwd_kernel",
-                               SwigluBwdOp<T>{static_cast<T*>(dgate_up), static_cast<const T*>(dy),
-                                              static_cast<const T*>(gate_up), cols},
-                               static_cast<int64_t>(rows) * cols, vec, stream);
+    return launch_pointwise<N>(
+        "swiglu_bwd_kernel",
+        SwigluBwdOp<T>{static_cast<T*>(dgate_up), static_cast<const T*>(dy), static_cast<const T*>(gate_up), cols},
+        static_cast<int64_t>(rows) * cols, vec, stream);
 }
 
 }  // namespace activation

@@ -42,13 +42,23 @@ struct AdamWOp {
 };
 
 template <typename M>
-int adamw_typed(TypeTag<M>, float* master, void* model, const float* grad, float* m, float* v, int64_t count,
-                float lr, float beta1, float beta2, float eps, float weight_decay, int step, cudaStream_t stream) {
+int adamw_typed(TypeTag<M>, float* master, void* model, const float* grad, float* m, float* v, int64_t count, float lr,
+                float beta1, float beta2, float eps, float weight_decay, int step, cudaStream_t stream) {
     constexpr int N = 4;
     const double bias1 = 1.0 - std::pow(static_cast<double>(beta1), step);
     const double bias2 = 1.0 - std::pow(static_cast<double>(beta2), step);
-    const AdamWOp<M> op{master, static_cast<M*>(model), grad, m, v, lr, beta1, beta2, eps, weight_decay,
-                        static_cast<float>(lr / bias1), static_cast<float>(1.0 / std::sqrt(bias2))};
+    const AdamWOp<M> op{master,
+                        static_cast<M*>(model),
+                        grad,
+                        m,
+                        v,
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        static_cast<float>(lr / bias1),
+                        static_cast<float>(1.0 / std::sqrt(bias2))};
     const bool vec = aligned_to(master, 16) && aligned_to(grad, 16) && aligned_to(m, 16) && aligned_to(v, 16) &&
                      aligned_to(model, N * sizeof(M));
     return launch_pointwise<N>("adamw_kernel", op, count, vec, stream);
@@ -72,7 +82,7 @@ extern "C" MP_API int mp_adamw_step(float* master, void* model, int model_dtype,
                static_cast<void*>(master), static_cast<const void*>(grad), static_cast<void*>(m),
                static_cast<void*>(v));
     const int dtype = model != nullptr ? model_dtype : MP_FLOAT32;  // without a model copy its dtype is unused
-    MP_DISPATCH_FLOAT(dtype, "mp_adamw_step (model_dtype)", adamw_typed, master, model, grad, m, v, count, lr,
-                      beta1, beta2, eps, weight_decay, step, static_cast<cudaStream_t>(stream));
+    MP_DISPATCH_FLOAT(dtype, "mp_adamw_step (model_dtype)", adamw_typed, master, model, grad, m, v, count, lr, beta1,
+                      beta2, eps, weight_decay, step, static_cast<cudaStream_t>(stream));
     MP_EXPORT_END
 }

@@ -23,8 +23,7 @@ constexpr int bwd_block_q(int head_dim) { return head_dim == 128 ? 32 : 64; }
 
 template <int kHeadDim, int kBlockQB = bwd_block_q(kHeadDim)>
 constexpr size_t bwd_smem_bytes() {
-    return static_cast<size_t>(2 * kBlockKB * kHeadDim + 4 * kBlockQB * kHeadDim + kBlockKB * kBlockQB) *
-               sizeof(bf16) +
+    return static_cast<size_t>(2 * kBlockKB * kHeadDim + 4 * kBlockQB * kHeadDim + kBlockKB * kBlockQB) * sizeof(bf16) +
            4 * kBlockQB * sizeof(float);
 }
 
@@ -70,11 +69,11 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
                          const bf16* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ dsum,
                          int batch, int seq, int heads, int kv_heads, float scale, float scale_log2) {
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* s_k = reinterpret_cast<bf16*>(smem_raw);  // [kBlockKB][kHeadDim]
-    bf16* s_v = s_k + kBlockKB * kHeadDim;           // [kBlockKB][kHeadDim]
-    bf16* s_q = s_v + kBlockKB * kHeadDim;           // [2][kBlockQB][kHeadDim]
-    bf16* s_do = s_q + 2 * kBlockQB * kHeadDim;      // [2][kBlockQB][kHeadDim]
-    bf16* s_ds = s_do + 2 * kBlockQB * kHeadDim;     // [kBlockKB][kBlockQB]: dS^T
+    bf16* s_k = reinterpret_cast<bf16*>(smem_raw);                        // [kBlockKB][kHeadDim]
+    bf16* s_v = s_k + kBlockKB * kHeadDim;                                // [kBlockKB][kHeadDim]
+    bf16* s_q = s_v + kBlockKB * kHeadDim;                                // [2][kBlockQB][kHeadDim]
+    bf16* s_do = s_q + 2 * kBlockQB * kHeadDim;                           // [2][kBlockQB][kHeadDim]
+    bf16* s_ds = s_do + 2 * kBlockQB * kHeadDim;                          // [kBlockKB][kBlockQB]: dS^T
     float* s_lse = reinterpret_cast<float*>(s_ds + kBlockKB * kBlockQB);  // [2][kBlockQB], times log2(e)
     float* s_dsum = s_lse + 2 * kBlockQB;                                 // [2][kBlockQB]
 
@@ -174,8 +173,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         }
 
         // P^T (masked: keys or queries past the end, causal keys after the query) and dS^T = P^T (dP^T - D).
-        const bool need_mask =
-            k0 + kBlockKB > seq || q0 + kBlockQB > seq || (kCausal && k0 + warp * 16 + 15 > q0);
+        const bool need_mask = k0 + kBlockKB > seq || q0 + kBlockQB > seq || (kCausal && k0 + warp * 16 + 15 > q0);
 #pragma unroll
         for (int nt = 0; nt < kQTiles; ++nt) {
 #pragma unroll
@@ -311,8 +309,8 @@ int launch_bwd(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, co
     MP_CHECK_CUDA(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(rows) * kHeadDim * sizeof(float), stream));
     int sms = 0;
     MP_TRY(sm_count(&sms));
-    attention_bwd_preprocess_kernel<kHeadDim><<<grid_for(rows * 32, 256, sms), 256, 0, stream>>>(dsum, dout, o, batch,
-                                                                                                 seq, heads);
+    attention_bwd_preprocess_kernel<kHeadDim>
+        <<<grid_for(rows * 32, 256, sms), 256, 0, stream>>>(dsum, dout, o, batch, seq, heads);
     MP_CHECK_LAUNCH("attention_bwd_preprocess_kernel");
 
     const auto kernel = attention_bwd_kernel<kHeadDim, kCausal>;
@@ -322,8 +320,8 @@ int launch_bwd(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, co
     if (blocks > INT32_MAX)
         MP_FAIL(MP_ERR_UNSUPPORTED, "mp_attention_bwd: %lld blocks exceed the grid limit",
                 static_cast<long long>(blocks));
-    kernel<<<static_cast<unsigned>(blocks), kBwdThreads, smem, stream>>>(dq_acc, dk, dv, dout, q, k, v, lse, dsum, batch,
-                                                                         seq, heads, kv_heads, scale, scale * kLog2e);
+    kernel<<<static_cast<unsigned>(blocks), kBwdThreads, smem, stream>>>(
+        dq_acc, dk, dv, dout, q, k, v, lse, dsum, batch, seq, heads, kv_heads, scale, scale * kLog2e);
     MP_CHECK_LAUNCH("attention_bwd_kernel");
 
     return launch_pointwise<4>("attention_dq_convert_kernel", DqConvertOp{dq, dq_acc, scale}, rows * kHeadDim,
@@ -340,8 +338,8 @@ extern "C" MP_API int mp_attention_bwd_workspace_bytes(size_t* bytes, int batch,
                                                        int head_dim) {
     MP_EXPORT_BEGIN
     MP_REQUIRE(bytes != nullptr, "mp_attention_bwd_workspace_bytes: bytes is null");
-    MP_TRY(check_attention_shape("mp_attention_bwd_workspace_bytes", batch, seq, heads, kv_heads, head_dim,
-                                 MP_BFLOAT16));
+    MP_TRY(
+        check_attention_shape("mp_attention_bwd_workspace_bytes", batch, seq, heads, kv_heads, head_dim, MP_BFLOAT16));
     *bytes = bwd_workspace(batch, seq, heads, head_dim).total_bytes;
     return MP_OK;
     MP_EXPORT_END

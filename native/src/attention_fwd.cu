@@ -3,7 +3,8 @@
 // One block of 4 warps owns kBlockQ = 128 query rows of one (batch, head); each warp owns 32 rows (two 16-row
 // MMA tiles, so that every K/V fragment read from shared memory feeds two MMAs) and keeps their output
 // accumulator and running max/sum in registers; Q fragments are re-read from shared memory. Key/value
-// tiles of kBlockK rows (64; 32 for head_dim 128) stream through a double-buffered cp.async pipeline; two blocks share an SM.
+// tiles of kBlockK rows (64; 32 for head_dim 128) stream through a double-buffered cp.async pipeline; two blocks share
+// an SM.
 #include "attention_common.cuh"
 
 namespace mp {
@@ -28,8 +29,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
                          int kv_heads, float scale_log2) {
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* s_q = reinterpret_cast<bf16*>(smem_raw);  // [kBlockQ][kHeadDim]
-    bf16* s_k = s_q + kBlockQ * kHeadDim;            // [2][kBlockK][kHeadDim]
-    bf16* s_v = s_k + 2 * kBlockK * kHeadDim;        // [2][kBlockK][kHeadDim]
+    bf16* s_k = s_q + kBlockQ * kHeadDim;           // [2][kBlockK][kHeadDim]
+    bf16* s_v = s_k + 2 * kBlockK * kHeadDim;       // [2][kBlockK][kHeadDim]
 
     // Blocks are ordered heaviest first (for causal, the last query blocks see the most keys).
     const int q_blocks = (seq + kBlockQ - 1) / kBlockQ;
@@ -54,7 +55,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, tig = lane % 4;
-    const int mi = lane / 8, mr = lane % 8;  // ldmatrix: which 8x8 matrix this lane addresses, and its row
+    const int mi = lane / 8, mr = lane % 8;           // ldmatrix: which 8x8 matrix this lane addresses, and its row
     const int warp_local0 = warp * kWarpMTiles * 16;  // first row of this warp inside the block
     const int warp_row0 = q0 + warp_local0;
 
@@ -103,8 +104,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
             uint32_t qfrag[kWarpMTiles][4];
 #pragma unroll
             for (int mt = 0; mt < kWarpMTiles; ++mt)
-                ldmatrix_x4(qfrag[mt], s_q + swizzle<kHeadDim>(warp_local0 + mt * 16 + lane % 16,
-                                                               kk * 16 + (lane / 16) * 8));
+                ldmatrix_x4(qfrag[mt],
+                            s_q + swizzle<kHeadDim>(warp_local0 + mt * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
 #pragma unroll
             for (int np = 0; np < kKTiles / 2; ++np) {
                 uint32_t bfrag[4];
@@ -180,8 +181,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 #pragma unroll
             for (int dp = 0; dp < kHeadDim / 16; ++dp) {
                 uint32_t bfrag[4];
-                ldmatrix_x4_trans(bfrag,
-                                  s_vj + swizzle<kHeadDim>(kk * 16 + (mi % 2) * 8 + mr, dp * 16 + (mi / 2) * 8));
+                ldmatrix_x4_trans(bfrag, s_vj + swizzle<kHeadDim>(kk * 16 + (mi % 2) * 8 + mr, dp * 16 + (mi / 2) * 8));
 #pragma unroll
                 for (int mt = 0; mt < kWarpMTiles; ++mt) {
                     mma_16816(acc[mt][2 * dp], pfrag[mt], bfrag[0], bfrag[1]);

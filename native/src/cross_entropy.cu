@@ -107,11 +107,11 @@ int sum_exp_typed(TypeTag<T>, float* sum_exp, float* target_logit, const void* l
     constexpr int N = kVec16<T>;
     const T* in = static_cast<const T*>(logits);
     if (cols % N == 0 && aligned_to(logits, 16)) {
-        sum_exp_kernel<N, T><<<blocks, kThreads, 0, stream>>>(sum_exp, target_logit, in, row_max, targets, rows, cols,
-                                                              vocab_start);
+        sum_exp_kernel<N, T>
+            <<<blocks, kThreads, 0, stream>>>(sum_exp, target_logit, in, row_max, targets, rows, cols, vocab_start);
     } else {
-        sum_exp_kernel<1, T><<<blocks, kThreads, 0, stream>>>(sum_exp, target_logit, in, row_max, targets, rows, cols,
-                                                              vocab_start);
+        sum_exp_kernel<1, T>
+            <<<blocks, kThreads, 0, stream>>>(sum_exp, target_logit, in, row_max, targets, rows, cols, vocab_start);
     }
     MP_CHECK_LAUNCH("sum_exp_kernel");
     return MP_OK;
@@ -134,8 +134,7 @@ int xent_bwd_typed(TypeTag<T>, void* dlogits, const void* logits, const float* r
 using namespace mp;
 using namespace mp::xent;
 
-extern "C" MP_API int mp_xent_row_max(float* row_max, const void* logits, int rows, int cols, int dtype,
-                                      void* stream) {
+extern "C" MP_API int mp_xent_row_max(float* row_max, const void* logits, int rows, int cols, int dtype, void* stream) {
     MP_EXPORT_BEGIN
     MP_REQUIRE(rows >= 0, "mp_xent_row_max: rows %d is negative", rows);
     MP_REQUIRE(cols > 0, "mp_xent_row_max: cols %d is not positive", cols);
@@ -155,8 +154,8 @@ extern "C" MP_API int mp_xent_sum_exp(float* sum_exp, float* target_logit, const
     MP_REQUIRE(cols > 0, "mp_xent_sum_exp: cols %d is not positive", cols);
     MP_REQUIRE(rows == 0 || (sum_exp && target_logit && logits && row_max && targets),
                "mp_xent_sum_exp: null pointer (sum_exp=%p target_logit=%p logits=%p row_max=%p targets=%p)",
-               static_cast<void*>(sum_exp), static_cast<void*>(target_logit), logits,
-               static_cast<const void*>(row_max), static_cast<const void*>(targets));
+               static_cast<void*>(sum_exp), static_cast<void*>(target_logit), logits, static_cast<const void*>(row_max),
+               static_cast<const void*>(targets));
     if (rows == 0) return require_float_dtype(dtype, "mp_xent_sum_exp");
     MP_DISPATCH_FLOAT(dtype, "mp_xent_sum_exp", sum_exp_typed, sum_exp, target_logit, logits, row_max, targets, rows,
                       cols, vocab_start, static_cast<cudaStream_t>(stream));
@@ -184,8 +183,7 @@ extern "C" MP_API int mp_xent_bwd(void* dlogits, const void* logits, const float
     MP_REQUIRE(cols > 0, "mp_xent_bwd: cols %d is not positive", cols);
     MP_REQUIRE(rows == 0 || (dlogits && logits && row_max && sum_exp && targets),
                "mp_xent_bwd: null pointer (dlogits=%p logits=%p row_max=%p sum_exp=%p targets=%p)", dlogits, logits,
-               static_cast<const void*>(row_max), static_cast<const void*>(sum_exp),
-               static_cast<const void*>(targets));
+               static_cast<const void*>(row_max), static_cast<const void*>(sum_exp), static_cast<const void*>(targets));
     MP_DISPATCH_FLOAT(dtype, "mp_xent_bwd", xent_bwd_typed, dlogits, logits, row_max, sum_exp, targets, rows, cols,
                       vocab_start, scale, static_cast<cudaStream_t>(stream));
     MP_EXPORT_END

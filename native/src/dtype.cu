@@ -6,12 +6,18 @@ namespace mp {
 
 const char* dtype_name(int dtype) {
     switch (dtype) {
-        case MP_FLOAT32: return "float32";
-        case MP_FLOAT64: return "float64";
-        case MP_BFLOAT16: return "bfloat16";
-        case MP_FLOAT16: return "float16";
-        case MP_INT32: return "int32";
-        default: return "unknown";
+        case MP_FLOAT32:
+            return "float32";
+        case MP_FLOAT64:
+            return "float64";
+        case MP_BFLOAT16:
+            return "bfloat16";
+        case MP_FLOAT16:
+            return "float16";
+        case MP_INT32:
+            return "int32";
+        default:
+            return "unknown";
     }
 }
 

@@ -45,12 +45,17 @@ __device__ __forceinline__ D convert_element(S x) {
     if constexpr (std::is_same_v<D, S>) {
         return x;
     } else if constexpr (std::is_same_v<S, double>) {
-        if constexpr (std::is_same_v<D, __nv_bfloat16>) return __double2bfloat16(x);
-        else if constexpr (std::is_same_v<D, __half>) return __double2half(x);
-        else return static_cast<D>(x);
+        if constexpr (std::is_same_v<D, __nv_bfloat16>)
+            return __double2bfloat16(x);
+        else if constexpr (std::is_same_v<D, __half>)
+            return __double2half(x);
+        else
+            return static_cast<D>(x);
     } else if constexpr (std::is_same_v<D, double>) {
-        if constexpr (std::is_same_v<S, __nv_bfloat16> || std::is_same_v<S, __half>) return to_float(x);
-        else return static_cast<double>(x);
+        if constexpr (std::is_same_v<S, __nv_bfloat16> || std::is_same_v<S, __half>)
+            return to_float(x);
+        else
+            return static_cast<double>(x);
     } else if constexpr (std::is_same_v<D, int32_t>) {
         return static_cast<int32_t>(to_float(x));
     } else if constexpr (std::is_same_v<S, int32_t>) {
@@ -79,9 +84,7 @@ __device__ __forceinline__ void store_vec(T* p, const Vec<T, N>& x) {
     *reinterpret_cast<Vec<T, N>*>(p) = x;
 }
 
-inline bool aligned_to(const void* p, size_t bytes) {
-    return reinterpret_cast<uintptr_t>(p) % bytes == 0;
-}
+inline bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // ---- warp and block reductions ----
 __device__ __forceinline__ float warp_sum(float x) {
@@ -131,25 +134,32 @@ int require_float_dtype(int dtype, const char* what);
 
 // `return fn(TypeTag<T>{}, args...)` for T float32 or bfloat16; any other dtype fails with
 // MP_ERR_INVALID_ARGUMENT. Used as the last statement of a function returning an mp_status.
-#define MP_DISPATCH_FLOAT(dtype, what, fn, ...)                                                         \
-    switch (dtype) {                                                                                    \
-        case MP_FLOAT32: return fn(::mp::TypeTag<float>{}, __VA_ARGS__);                                \
-        case MP_BFLOAT16: return fn(::mp::TypeTag<__nv_bfloat16>{}, __VA_ARGS__);                       \
-        default:                                                                                        \
-            MP_FAIL(MP_ERR_INVALID_ARGUMENT, "%s: dtype %d (%s) is not supported (float32, bfloat16)", \
-                    what, static_cast<int>(dtype), ::mp::dtype_name(dtype));                           \
+#define MP_DISPATCH_FLOAT(dtype, what, fn, ...)                                                              \
+    switch (dtype) {                                                                                         \
+        case MP_FLOAT32:                                                                                     \
+            return fn(::mp::TypeTag<float>{}, __VA_ARGS__);                                                  \
+        case MP_BFLOAT16:                                                                                    \
+            return fn(::mp::TypeTag<__nv_bfloat16>{}, __VA_ARGS__);                                          \
+        default:                                                                                             \
+            MP_FAIL(MP_ERR_INVALID_ARGUMENT, "%s: dtype %d (%s) is not supported (float32, bfloat16)", what, \
+                    static_cast<int>(dtype), ::mp::dtype_name(dtype));                                       \
     }
 
 // Like MP_DISPATCH_FLOAT over every mp_dtype.
-#define MP_DISPATCH_ALL(dtype, what, fn, ...)                                                           \
-    switch (dtype) {                                                                                    \
-        case MP_FLOAT32: return fn(::mp::TypeTag<float>{}, __VA_ARGS__);                                \
-        case MP_FLOAT64: return fn(::mp::TypeTag<double>{}, __VA_ARGS__);                               \
-        case MP_BFLOAT16: return fn(::mp::TypeTag<__nv_bfloat16>{}, __VA_ARGS__);                       \
-        case MP_FLOAT16: return fn(::mp::TypeTag<__half>{}, __VA_ARGS__);                               \
-        case MP_INT32: return fn(::mp::TypeTag<int32_t>{}, __VA_ARGS__);                                \
-        default:                                                                                        \
-            MP_FAIL(MP_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", what, static_cast<int>(dtype));   \
+#define MP_DISPATCH_ALL(dtype, what, fn, ...)                                                        \
+    switch (dtype) {                                                                                 \
+        case MP_FLOAT32:                                                                             \
+            return fn(::mp::TypeTag<float>{}, __VA_ARGS__);                                          \
+        case MP_FLOAT64:                                                                             \
+            return fn(::mp::TypeTag<double>{}, __VA_ARGS__);                                         \
+        case MP_BFLOAT16:                                                                            \
+            return fn(::mp::TypeTag<__nv_bfloat16>{}, __VA_ARGS__);                                  \
+        case MP_FLOAT16:                                                                             \
+            return fn(::mp::TypeTag<__half>{}, __VA_ARGS__);                                         \
+        case MP_INT32:                                                                               \
+            return fn(::mp::TypeTag<int32_t>{}, __VA_ARGS__);                                        \
+        default:                                                                                     \
+            MP_FAIL(MP_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", what, static_cast<int>(dtype)); \
     }
 
 // ---- launch helpers ----

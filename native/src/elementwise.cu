@@ -121,19 +121,19 @@ int launch_bias_grad(float* dbias, const T* dy, int rows, int cols, cudaStream_t
     return MP_OK;
 }
 
-
 template <typename T>
 int add_typed(TypeTag<T>, void* y, const void* a, const void* b, int64_t count, cudaStream_t stream) {
     const bool vec = aligned_to(y, 16) && aligned_to(a, 16) && aligned_to(b, 16);
-    return launch_pointwise<kVec16<T>>(
-        "add", AddOp<T>{static_cast<T*>(y), static_cast<const T*>(a), static_cast<const T*>(b)}, count, vec, stream);
+    return launch_pointwise<kVec16<T>>("add_kernel",
+                                       AddOp<T>{static_cast<T*>(y), static_cast<const T*>(a), static_cast<const T*>(b)},
+                                       count, vec, stream);
 }
 
 template <typename X, typename Y>
 int axpy_typed(TypeTag<X>, TypeTag<Y>, void* y, float alpha, const void* x, int64_t count, cudaStream_t stream) {
     constexpr int N = kVec16<Y> < kVec16<X> ? kVec16<Y> : kVec16<X>;
     const bool vec = aligned_to(y, N * sizeof(Y)) && aligned_to(x, N * sizeof(X));
-    return launch_pointwise<N>("axpy", AxpyOp<Y, X>{static_cast<Y*>(y), static_cast<const X*>(x), alpha}, count,
+    return launch_pointwise<N>("axpy_kernel", AxpyOp<Y, X>{static_cast<Y*>(y), static_cast<const X*>(x), alpha}, count,
                                vec, stream);
 }
 
@@ -147,7 +147,7 @@ template <typename T>
 int add_bias_typed(TypeTag<T>, void* y, const void* bias, int rows, int cols, cudaStream_t stream) {
     constexpr int N = kVec16<T>;
     const bool vec = cols % N == 0 && aligned_to(y, 16) && aligned_to(bias, 16);
-    return launch_pointwise<N>("add_bias", AddBiasOp<T>{static_cast<T*>(y), static_cast<const T*>(bias), cols},
+    return launch_pointwise<N>("add_bias_kernel", AddBiasOp<T>{static_cast<T*>(y), static_cast<const T*>(bias), cols},
                                static_cast<int64_t>(rows) * cols, vec, stream);
 }
 
@@ -163,25 +163,29 @@ int bias_grad_typed(TypeTag<T>, float* dbias, const void* dy, int rows, int cols
 template <typename T>
 int fill_typed(TypeTag<T>, void* t, int64_t count, double value, cudaStream_t stream) {
     T v;
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) v = __double2bfloat16(value);
-    else if constexpr (std::is_same_v<T, __half>) v = __double2half(value);
-    else v = static_cast<T>(value);
-    return launch_pointwise<kVec16<T>>("fill", FillOp<T>{static_cast<T*>(t), v}, count, aligned_to(t, 16), stream);
+    if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        v = __double2bfloat16(value);
+    else if constexpr (std::is_same_v<T, __half>)
+        v = __double2half(value);
+    else
+        v = static_cast<T>(value);
+    return launch_pointwise<kVec16<T>>("fill_kernel", FillOp<T>{static_cast<T*>(t), v}, count, aligned_to(t, 16),
+                                       stream);
 }
 
 template <typename S, typename D>
 int convert_typed(TypeTag<S>, TypeTag<D>, void* dst, const void* src, int64_t count, cudaStream_t stream) {
     if constexpr (std::is_same_v<D, S>) {
         if (count > 0) {
-            MP_CHECK_CUDA(cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * sizeof(D), cudaMemcpyDeviceToDevice,
-                                          stream));
+            MP_CHECK_CUDA(
+                cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * sizeof(D), cudaMemcpyDeviceToDevice, stream));
         }
         return MP_OK;
     } else {
         constexpr int N = kVec16<D> < kVec16<S> ? kVec16<D> : kVec16<S>;
         const bool vec = aligned_to(dst, N * sizeof(D)) && aligned_to(src, N * sizeof(S));
-        return launch_pointwise<N>("convert", ConvertOp<D, S>{static_cast<D*>(dst), static_cast<const S*>(src)}, count,
-                                   vec, stream);
+        return launch_pointwise<N>("convert_kernel", ConvertOp<D, S>{static_cast<D*>(dst), static_cast<const S*>(src)},
+                                   count, vec, stream);
     }
 }
 

@@ -54,11 +54,11 @@ int embedding_fwd_typed(TypeTag<T>, void* out, const int32_t* ids, const void* t
     T* o = static_cast<T*>(out);
     const T* tab = static_cast<const T*>(table);
     if (hidden % N == 0 && aligned_to(out, 16) && aligned_to(table, 16)) {
-        embedding_fwd_kernel<N, T><<<blocks, kThreads, 0, stream>>>(o, ids, tab, tokens, hidden, vocab_start,
-                                                                     vocab_rows);
+        embedding_fwd_kernel<N, T>
+            <<<blocks, kThreads, 0, stream>>>(o, ids, tab, tokens, hidden, vocab_start, vocab_rows);
     } else {
-        embedding_fwd_kernel<1, T><<<blocks, kThreads, 0, stream>>>(o, ids, tab, tokens, hidden, vocab_start,
-                                                                     vocab_rows);
+        embedding_fwd_kernel<1, T>
+            <<<blocks, kThreads, 0, stream>>>(o, ids, tab, tokens, hidden, vocab_start, vocab_rows);
     }
     MP_CHECK_LAUNCH("embedding_fwd_kernel");
     return MP_OK;
@@ -73,11 +73,11 @@ int embedding_bwd_typed(TypeTag<T>, float* dtable, const void* dout, const int32
     constexpr int N = kVec16<T>;
     const T* d = static_cast<const T*>(dout);
     if (hidden % N == 0 && aligned_to(dout, 16)) {
-        embedding_bwd_kernel<N, T><<<blocks, kThreads, 0, stream>>>(dtable, d, ids, tokens, hidden, vocab_start,
-                                                                     vocab_rows);
+        embedding_bwd_kernel<N, T>
+            <<<blocks, kThreads, 0, stream>>>(dtable, d, ids, tokens, hidden, vocab_start, vocab_rows);
     } else {
-        embedding_bwd_kernel<1, T><<<blocks, kThreads, 0, stream>>>(dtable, d, ids, tokens, hidden, vocab_start,
-                                                                     vocab_rows);
+        embedding_bwd_kernel<1, T>
+            <<<blocks, kThreads, 0, stream>>>(dtable, d, ids, tokens, hidden, vocab_start, vocab_rows);
     }
     MP_CHECK_LAUNCH("embedding_bwd_kernel");
     return MP_OK;

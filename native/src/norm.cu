@@ -9,9 +9,9 @@ constexpr int kThreads = 256;
 // One block per row (grid-stride). Thread t owns the vectors at t*N, (t + blockDim)*N, ...; the fp32 copy of
 // its elements lives in shared memory, read back only by the thread that wrote it.
 template <int N, typename T, bool kLayerNorm>
-__global__ void __launch_bounds__(kThreads) norm_fwd_kernel(T* y, T* sum, float* stats, const T* x, const T* residual,
-                                                            const T* weight, const T* bias, int rows, int cols,
-                                                            float eps) {
+__global__ void __launch_bounds__(kThreads)
+    norm_fwd_kernel(T* y, T* sum, float* stats, const T* x, const T* residual, const T* weight, const T* bias, int rows,
+                    int cols, float eps) {
     extern __shared__ __align__(16) float row_cache[];
     __shared__ float scratch[32];
     for (int r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -72,9 +72,9 @@ __global__ void __launch_bounds__(kThreads) norm_fwd_kernel(T* y, T* sum, float*
 // g = weight * dy, plus dresidual. Weight and bias gradients collect per thread in shared memory (each
 // column owned by one thread) and are added to the float32 outputs once per block.
 template <int N, typename T, bool kLayerNorm>
-__global__ void __launch_bounds__(kThreads) norm_bwd_kernel(T* dx, float* dweight, float* dbias, const T* dy,
-                                                            const T* dresidual, const T* x, const T* weight,
-                                                            const float* stats, int rows, int cols) {
+__global__ void __launch_bounds__(kThreads)
+    norm_bwd_kernel(T* dx, float* dweight, float* dbias, const T* dy, const T* dresidual, const T* x, const T* weight,
+                    const float* stats, int rows, int cols) {
     extern __shared__ __align__(16) float grad_cache[];
     float* dw_acc = grad_cache;
     float* db_acc = grad_cache + cols;
@@ -183,9 +183,8 @@ int norm_fwd_typed(TypeTag<T>, int kind, void* y, void* sum, float* stats, const
 }
 
 template <typename T>
-int norm_bwd_typed(TypeTag<T>, int kind, void* dx, float* dweight, float* dbias, const void* dy,
-                   const void* dresidual, const void* x, const void* weight, const float* stats, int rows, int cols,
-                   cudaStream_t stream) {
+int norm_bwd_typed(TypeTag<T>, int kind, void* dx, float* dweight, float* dbias, const void* dy, const void* dresidual,
+                   const void* x, const void* weight, const float* stats, int rows, int cols, cudaStream_t stream) {
     constexpr int N = kVec16<T>;
     T* dxp = static_cast<T*>(dx);
     const T* dyp = static_cast<const T*>(dy);

@@ -13,9 +13,9 @@ MP_EXPECT(mp_last_error, const char* (*)(void));
 MP_EXPECT(mp_attention_fwd, int (*)(void*, float*, const void*, const void*, const void*, int, int, int, int, int, int,
                                     float, int, void*));
 MP_EXPECT(mp_attention_bwd_workspace_bytes, int (*)(size_t*, int, int, int, int, int));
-MP_EXPECT(mp_attention_bwd, int (*)(void*, void*, void*, const void*, const void*, const void*, const void*,
-                                    const void*, const float*, void*, size_t, int, int, int, int, int, int, float, int,
-                                    void*));
+MP_EXPECT(mp_attention_bwd,
+          int (*)(void*, void*, void*, const void*, const void*, const void*, const void*, const void*, const float*,
+                  void*, size_t, int, int, int, int, int, int, float, int, void*));
 MP_EXPECT(mp_norm_fwd, int (*)(int, void*, void*, float*, const void*, const void*, const void*, const void*, int, int,
                                float, int, void*));
 MP_EXPECT(mp_norm_bwd, int (*)(int, void*, float*, float*, const void*, const void*, const void*, const void*,
@@ -28,11 +28,11 @@ MP_EXPECT(mp_rope, int (*)(void*, int, int, int, int, float, int, int, int, void
 MP_EXPECT(mp_embedding_fwd, int (*)(void*, const int32_t*, const void*, int, int, int, int, int, void*));
 MP_EXPECT(mp_embedding_bwd, int (*)(float*, const void*, const int32_t*, int, int, int, int, int, void*));
 MP_EXPECT(mp_xent_row_max, int (*)(float*, const void*, int, int, int, void*));
-MP_EXPECT(mp_xent_sum_exp, int (*)(float*, float*, const void*, const float*, const int32_t*, int, int, int, int,
-                                   void*));
+MP_EXPECT(mp_xent_sum_exp,
+          int (*)(float*, float*, const void*, const float*, const int32_t*, int, int, int, int, void*));
 MP_EXPECT(mp_xent_loss, int (*)(float*, const float*, const float*, const float*, int, void*));
-MP_EXPECT(mp_xent_bwd, int (*)(void*, const void*, const float*, const float*, const int32_t*, int, int, int, float,
-                               int, void*));
+MP_EXPECT(mp_xent_bwd,
+          int (*)(void*, const void*, const float*, const float*, const int32_t*, int, int, int, float, int, void*));
 MP_EXPECT(mp_adamw_step, int (*)(float*, void*, int, const float*, float*, float*, int64_t, float, float, float, float,
                                  float, int, void*));
 MP_EXPECT(mp_add, int (*)(void*, const void*, const void*, int64_t, int, void*));
