@@ -16,7 +16,4 @@ internal static unsafe partial class Cublas
 
     [LibraryImport(Library, EntryPoint = "cublasGetVersion_v2")]
     public static partial int GetVersion(nint handle, int* version);
-
-    [LibraryImport(Library, EntryPoint = "cublasSetStream_v2")]
-    public static partial int SetStream(nint handle, nint stream);
 }
