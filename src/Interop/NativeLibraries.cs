@@ -36,7 +36,11 @@ public static class NativeLibraries
 
     /// <summary>Loads the library the declarations call <paramref name="libraryName"/> ("cudart", "cuda",
     /// "cublasLt", "cublas", "nccl", "mpnative"), or throws <see cref="NativeLibraryNotFoundException"/>.</summary>
-    public static nint Load(string libraryName)
+    public static nint Load(string libraryName) => Load(libraryName, _searchDirectory);
+
+    /// <summary><see cref="Load(string)"/> searching <paramref name="searchDirectory"/> first instead of
+    /// <see cref="SearchDirectory"/>.</summary>
+    internal static nint Load(string libraryName, string? searchDirectory)
     {
         ArgumentNullException.ThrowIfNull(libraryName);
         if (Loaded.TryGetValue(libraryName, out nint handle))
@@ -45,7 +49,7 @@ public static class NativeLibraries
         }
         var (sonames, remedy) = Describe(libraryName);
         var attempts = new List<string>();
-        foreach (string candidate in Candidates(sonames, IsCudaLibrary(libraryName)))
+        foreach (string candidate in Candidates(sonames, IsCudaLibrary(libraryName), searchDirectory))
         {
             try
             {
@@ -99,12 +103,12 @@ public static class NativeLibraries
         _ => throw new ArgumentException($"unknown native library '{libraryName}'", nameof(libraryName)),
     };
 
-    private static IEnumerable<string> Candidates(string[] sonames, bool cudaToolkit)
+    private static IEnumerable<string> Candidates(string[] sonames, bool cudaToolkit, string? searchDirectory)
     {
         var directories = new List<string>();
-        if (!string.IsNullOrEmpty(_searchDirectory))
+        if (!string.IsNullOrEmpty(searchDirectory))
         {
-            directories.Add(Path.GetFullPath(_searchDirectory));
+            directories.Add(Path.GetFullPath(searchDirectory));
         }
         directories.Add(AppContext.BaseDirectory);
         string? assemblyDirectory = Path.GetDirectoryName(typeof(NativeLibraries).Assembly.Location);
