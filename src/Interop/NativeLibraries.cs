@@ -56,13 +56,9 @@ public static class NativeLibraries
                 handle = NativeLibrary.Load(candidate);
                 return Loaded.GetOrAdd(libraryName, handle);
             }
-            catch (DllNotFoundException e)
+            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
-                attempts.Add($"{candidate}: {FirstLine(e.Message)}");
-            }
-            catch (BadImageFormatException e)
-            {
-                attempts.Add($"{candidate}: {FirstLine(e.Message)}");
+                attempts.Add($"{candidate}: {LoaderReason(e.Message, candidate)}");
             }
         }
         throw new NativeLibraryNotFoundException(libraryName, attempts, remedy);
@@ -146,9 +142,11 @@ public static class NativeLibraries
         }
     }
 
-    private static string FirstLine(string message)
+    /// <summary>The loader's own reason (dlerror's text, the last line of the runtime's message) without the path.</summary>
+    private static string LoaderReason(string message, string candidate)
     {
-        int newline = message.IndexOf('\n');
-        return newline < 0 ? message : message[..newline];
+        string[] lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string reason = lines.Length == 0 ? "refused by the loader" : lines[^1];
+        return reason.StartsWith(candidate + ": ", StringComparison.Ordinal) ? reason[(candidate.Length + 2)..] : reason;
     }
 }
