@@ -95,11 +95,19 @@ public sealed unsafe class CublasLtGemm : IDisposable
         }
         var algo = plan.Algorithm;
         nint cLayout = plan.C.DangerousGetHandle();
-        Status.CheckCublas(CublasLt.Matmul(_handle.DangerousGetHandle(), desc, &alpha,
-                b.Pointer, plan.A.DangerousGetHandle(), a.Pointer, plan.B.DangerousGetHandle(), &beta,
-                c.Pointer, cLayout, c.Pointer, cLayout, &algo, _workspace.Pointer, (nuint)WorkspaceBytes,
-                _backend.Stream.Handle),
-            $"cublasLtMatmul({Describe(key)})");
+        int status = CublasLt.Matmul(_handle.DangerousGetHandle(), desc, &alpha,
+            b.Pointer, plan.A.DangerousGetHandle(), a.Pointer, plan.B.DangerousGetHandle(), &beta,
+            c.Pointer, cLayout, c.Pointer, cLayout, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _backend.Stream.Handle);
+        // Some epilogue type combinations pass the heuristic but are refused by cublasLtMatmul's own checks, which
+        // run before anything is launched: such a plan falls back to the unfused form from its first use on.
+        if (!plan.Used && epilogue != CublasLt.EpilogueDefault &&
+            status is CublasLt.StatusInvalidValue or CublasLt.StatusNotSupported)
+        {
+            plan.SetAlgorithm(null);
+            return false;
+        }
+        Status.CheckCublas(status, $"cublasLtMatmul({Describe(key)})");
+        plan.Used = true;
         return true;
     }
 
@@ -241,6 +249,9 @@ public sealed unsafe class CublasLtGemm : IDisposable
         public CublasLtMatmulAlgo Algorithm { get; private set; }
 
         public bool HasAlgorithm { get; private set; }
+
+        /// <summary>True once cublasLtMatmul has accepted the plan.</summary>
+        public bool Used { get; set; }
 
         public void SetAlgorithm(CublasLtMatmulAlgo? algorithm)
         {

@@ -205,18 +205,34 @@ public sealed unsafe class NcclCommunicator : ICommunicator
     /// error) on this communicator; marks it failed first.</summary>
     internal void ThrowIfAsyncError()
     {
-        if (_comm.IsClosed)
+        // The reference keeps another thread's abort from freeing the communicator during this (non-blocking) query.
+        bool referenced = false;
+        try
+        {
+            _comm.DangerousAddRef(ref referenced);
+        }
+        catch (ObjectDisposedException)
         {
             return;
         }
-        int asyncError;
-        nint comm = _comm.DangerousGetHandle();
-        int code = Nccl.CommGetAsyncError(comm, &asyncError);
-        if (code != Nccl.Success || (asyncError != Nccl.Success && asyncError != Nccl.InProgress))
+        try
         {
-            _comm.MarkFailed();
-            throw Status.NcclError(code != Nccl.Success ? code : asyncError,
-                $"ncclCommGetAsyncError(rank {Rank} of {Size})", comm);
+            int asyncError;
+            nint comm = _comm.DangerousGetHandle();
+            int code = Nccl.CommGetAsyncError(comm, &asyncError);
+            if (code != Nccl.Success || (asyncError != Nccl.Success && asyncError != Nccl.InProgress))
+            {
+                _comm.MarkFailed();
+                throw Status.NcclError(code != Nccl.Success ? code : asyncError,
+                    $"ncclCommGetAsyncError(rank {Rank} of {Size})", comm);
+            }
+        }
+        finally
+        {
+            if (referenced)
+            {
+                _comm.DangerousRelease();
+            }
         }
     }
 
