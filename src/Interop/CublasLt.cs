@@ -31,7 +31,6 @@ internal static unsafe partial class CublasLt
     public const int DescBiasPointer = 8;
     public const int DescEpilogueAuxPointer = 11;
     public const int DescEpilogueAuxLd = 12;
-    public const int DescEpilogueAuxDataType = 22;
     public const int DescBiasDataType = 26;
 
     // cublasLtMatmulPreferenceAttributes_t
@@ -50,7 +49,6 @@ internal static unsafe partial class CublasLt
     public const uint EpilogueGeluAuxBias = 32 | 128 | 4;
     public const uint EpilogueDGelu = 64 | 128;
     public const uint EpilogueDGeluBGrad = 64 | 128 | 16;
-    public const uint EpilogueBGradA = 256;
     public const uint EpilogueBGradB = 512;
 
     [LibraryImport(Library, EntryPoint = "cublasLtCreate")]
