@@ -50,8 +50,9 @@ public sealed class PlanVerb : IVerb
     {
         var table = ZeroTable.Compute(o.Double("--params"), o.Int("--dp"),
             o.Enum("--precision", Precision.Bf16), o.Enum("--optimizer", OptimizerKind.Adam));
+        var json = o.Has("--json");
         o.RejectUnused();
-        output.Write(o.Has("--json") ? PlanJson.Serialize(table) + Environment.NewLine : PlanText.Format(table));
+        output.Write(json ? PlanJson.Serialize(table) + Environment.NewLine : PlanText.Format(table));
         return 0;
     }
 
@@ -65,9 +66,10 @@ public sealed class PlanVerb : IVerb
         {
             throw new ArgumentException($"--top must be positive (got {top})");
         }
+        var json = o.Has("--json");
         o.RejectUnused();
         var result = Search.Run(inputs, constraints);
-        output.Write(o.Has("--json") ? PlanJson.Serialize(PlanReport.From(result, top)) + Environment.NewLine : PlanText.Format(result, top));
+        output.Write(json ? PlanJson.Serialize(PlanReport.From(result, top)) + Environment.NewLine : PlanText.Format(result, top));
         return result.Best is null ? 1 : 0;
     }
 
