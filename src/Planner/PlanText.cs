@@ -31,8 +31,9 @@ public static class PlanText
             sb.AppendLine(result.WhyNothingFits());
             return sb.ToString();
         }
-        var shown = result.Plans.Take(top).ToList();
-        sb.AppendLine($"{result.Evaluated} valid layouts, {result.Plans.Count} fit in memory; the best {shown.Count}:");
+        var shown = result.Leaders(top);
+        sb.AppendLine($"{result.Evaluated} valid layouts, {result.Plans.Count} fit in memory; the best {shown.Count}, "
+            + "at most one per (TP, PP, DP) unless fewer choices fit:");
         sb.AppendLine();
         sb.Append(Table(shown));
         sb.AppendLine();

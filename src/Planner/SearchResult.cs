@@ -8,6 +8,18 @@ public sealed record SearchResult(PlannerInputs Inputs, IReadOnlyList<Plan> Plan
 {
     public Plan? Best => Plans.Count > 0 ? Plans[0] : null;
 
+    /// <summary>
+    /// The plans to show: the fastest of each (TP, PP, DP) choice, best first, so that the list compares
+    /// degrees rather than micro-batch and interleaving variants of one; when fewer than
+    /// <paramref name="top"/> choices fit, the next-fastest variants fill the list.
+    /// </summary>
+    public IReadOnlyList<Plan> Leaders(int top)
+    {
+        var chosen = new HashSet<Plan>(Plans.DistinctBy(p => (p.Layout.Tp, p.Layout.Pp, p.Layout.Dp)).Take(top), ReferenceEqualityComparer.Instance);
+        chosen.UnionWith(Plans.Where(p => !chosen.Contains(p)).Take(top - chosen.Count).ToList());
+        return [.. Plans.Where(chosen.Contains)];
+    }
+
     /// <summary>Why nothing fits, from the closest layout's terms; null when something fits.</summary>
     public string? WhyNothingFits()
     {

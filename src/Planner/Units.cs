@@ -22,7 +22,8 @@ public static class Units
     public static string Time(double seconds)
     {
         var abs = Math.Abs(seconds);
-        return abs >= 1 ? F(seconds, "0.00") + " s"
+        return seconds == 0 ? "0"
+            : abs >= 1 ? F(seconds, "0.00") + " s"
             : abs >= 1e-3 ? F(seconds * 1e3, "0.0") + " ms"
             : F(seconds * 1e6, "0.0") + " us";
     }
