@@ -11,21 +11,21 @@ public sealed class PlanVerb : IVerb
 {
     private const string Help = """
         usage: mp plan [MODEL] [CLUSTER] [TRAINING] [LAYOUT] [--top N] [--json]
-               mp plan memory --params N --dp N [--precision P] [--optimizer O] [--json]
+               mp plan memory --params N --dp N [--precision P] [--optimizer O] [--fp32-grads] [--json]
         model:    --model NAME (gpt3-175b, llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, llama3-405b)
                   or --layers N --hidden N --heads N --ffn N --vocab N --seq N; these also override a preset
                   [--kv-heads N] [--activation gelu|swiglu] [--norm rms|layer] [--biases] [--tied-embeddings]
                   [--learned-positions] [--dropout]
         cluster:  --cluster NAME (h100x8, h200x8, a100x8) [--nodes N], or --gpus-per-node N --nodes N
                   --gpu-memory-gb X --peak-tflops X --intra-bw-gbs X --inter-bw-gbs X (GB = 1e9 B; per GPU, per direction)
-        training: --global-batch N (sequences) [--precision bf16|fp16|fp32] [--optimizer adam|sgd] [--zero 0-3]
+        training: --global-batch N (sequences) [--precision bf16|fp16|fp32] [--fp32-grads] [--optimizer adam|sgd] [--zero 0-3]
                   [--sequence-parallel] [--recompute none|selective|full] [--attention flash|materialized]
                   [--efficiency X (0.5)] [--comm-efficiency X (0.8)] [--reserve X (0.1 of GPU memory)]
         layout:   fix any of --tp N --pp N --dp N --micro-batch N --virtual-stages N --layer-split N,N,...
         """;
 
     private static readonly HashSet<string> Flags =
-        ["--biases", "--tied-embeddings", "--learned-positions", "--dropout", "--sequence-parallel", "--json", "--help", "-h"];
+        ["--biases", "--tied-embeddings", "--learned-positions", "--dropout", "--sequence-parallel", "--fp32-grads", "--json", "--help", "-h"];
 
     public string Name => "plan";
 
@@ -49,7 +49,7 @@ public sealed class PlanVerb : IVerb
     private static int RunMemory(Options o, TextWriter output)
     {
         var table = ZeroTable.Compute(o.Double("--params"), o.Int("--dp"),
-            o.Enum("--precision", Precision.Bf16), o.Enum("--optimizer", OptimizerKind.Adam));
+            o.Enum("--precision", Precision.Bf16), o.Enum("--optimizer", OptimizerKind.Adam), o.Has("--fp32-grads"));
         var json = o.Has("--json");
         o.RejectUnused();
         output.Write(json ? PlanJson.Serialize(table) + Environment.NewLine : PlanText.Format(table));
@@ -124,6 +124,7 @@ public sealed class PlanVerb : IVerb
         return defaults with
         {
             Precision = o.Enum("--precision", defaults.Precision),
+            Fp32Gradients = o.Has("--fp32-grads"),
             Optimizer = o.Enum("--optimizer", defaults.Optimizer),
             ZeroStage = o.IntOrNull("--zero") ?? defaults.ZeroStage,
             SequenceParallel = o.Has("--sequence-parallel"),

@@ -14,7 +14,7 @@ public static class PlanText
         sb.AppendLine($"{c.Name}: {c.Nodes} node{(c.Nodes == 1 ? "" : "s")} x {c.GpusPerNode} GPUs = {c.TotalGpus}, {Units.Bytes(c.GpuMemoryBytes)} each "
             + $"({Units.Bytes(c.GpuMemoryBytes * (1 - t.MemoryReserveFraction))} usable), {Units.FlopRate(c.PeakFlops)} peak, "
             + $"{Units.Bandwidth(c.IntraNodeBandwidth)} NVLink, {Units.Bandwidth(c.InterNodeBandwidth)} network per GPU");
-        sb.AppendLine($"global batch {t.GlobalBatch} x {m.SequenceLength} tokens; {Lower(t.Precision)}, {Lower(t.Optimizer)} "
+        sb.AppendLine($"global batch {t.GlobalBatch} x {m.SequenceLength} tokens; {Lower(t.Precision)}{(t.Fp32Gradients ? " with fp32 gradients" : "")}, {Lower(t.Optimizer)} "
             + $"({ModelStateMemory.BytesPerParameter(1, t with { ZeroStage = 0 })} B per parameter), ZeRO {t.ZeroStage}, "
             + $"sequence parallel {(t.SequenceParallel ? "on" : "off")}, recompute {Lower(t.Recompute)}, {Lower(t.Attention)} attention; "
             + $"compute efficiency {Units.Number(t.ComputeEfficiency)}, communication efficiency {Units.Number(t.CommunicationEfficiency)}");
@@ -111,7 +111,7 @@ public static class PlanText
     public static string Format(ZeroTable table)
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"Model states per GPU for {Units.Count(table.Parameters)} parameters, DP {table.Dp}, {Lower(table.Precision)} {Lower(table.Optimizer)}:");
+        sb.AppendLine($"Model states per GPU for {Units.Count(table.Parameters)} parameters, DP {table.Dp}, {Lower(table.Precision)} {Lower(table.Optimizer)}{(table.Fp32Gradients ? " with fp32 gradients" : "")}:");
         foreach (var stage in table.Stages)
         {
             sb.AppendLine($"ZeRO stage {stage.Stage}: ({stage.BytesPerParameter}) B x {Units.Count(table.Parameters)} = {Units.Bytes(stage.TotalBytes)} per GPU");

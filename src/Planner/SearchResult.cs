@@ -34,7 +34,7 @@ public sealed record SearchResult(PlannerInputs Inputs, IReadOnlyList<Plan> Plan
         {
             $"No layout of {Inputs.Model.Name} fits on {cluster.TotalGpus} GPUs with {Units.Bytes(Closest.UsableBytes)} usable each "
             + $"({Units.Bytes(cluster.GpuMemoryBytes)} less the {Units.Percent(Inputs.Training.MemoryReserveFraction)} reserve).",
-            $"Of the {Evaluated} valid layouts the closest is {Closest.Layout}: stage {stage.Stage} needs {Units.Bytes(Closest.PeakBytes)}, "
+            $"Of the {Evaluated} valid layout{(Evaluated == 1 ? "" : "s")} the closest is {Closest.Layout}: stage {stage.Stage} needs {Units.Bytes(Closest.PeakBytes)}, "
             + $"over by {Units.Bytes(over)}:",
         };
         lines.AddRange(stage.Terms.OrderByDescending(t => t.Value)
@@ -52,15 +52,15 @@ public sealed record SearchResult(PlannerInputs Inputs, IReadOnlyList<Plan> Plan
     {
         var t = Inputs.Training;
         var options = new List<(string Name, TrainingSpec Training)>();
-        if (t.ZeroStage < 3 && Closest!.Layout.Dp > 1)
+        if (Closest!.Layout.Dp > 1)
         {
-            options.Add(($"ZeRO stage 3", t with { ZeroStage = 3 }));
+            options.AddRange(Enumerable.Range(t.ZeroStage + 1, 3 - t.ZeroStage).Select(stage => ($"ZeRO stage {stage}", t with { ZeroStage = stage })));
         }
         if (t.Recompute != Recompute.Full)
         {
             options.Add(("full recomputation", t with { Recompute = Recompute.Full }));
         }
-        if (!t.SequenceParallel && Closest!.Layout.Tp > 1)
+        if (!t.SequenceParallel && Closest.Layout.Tp > 1)
         {
             options.Add(("sequence parallelism", t with { SequenceParallel = true }));
         }

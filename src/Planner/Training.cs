@@ -52,6 +52,9 @@ public sealed record TrainingSpec
 
     public Precision Precision { get; init; } = Precision.Bf16;
 
+    /// <summary>Whether gradients are accumulated in fp32 whatever the precision (Megatron's main_grad, this library's CUDA backend).</summary>
+    public bool Fp32Gradients { get; init; }
+
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
 
     /// <summary>0: nothing sharded; 1: optimizer states; 2: and gradients; 3: and parameters (Rajbhandari et al. 2020).</summary>
@@ -76,8 +79,8 @@ public sealed record TrainingSpec
     /// <summary>Bytes of one weight or activation element.</summary>
     public int ElementBytes => Precision == Precision.Fp32 ? 4 : 2;
 
-    /// <summary>Bytes of one gradient element (the ZeRO paper's mixed-precision accounting: fp16/bf16 gradients).</summary>
-    public int GradientBytes => ElementBytes;
+    /// <summary>Bytes of one gradient element: the element size (the ZeRO paper's accounting), or 4 with <see cref="Fp32Gradients"/>.</summary>
+    public int GradientBytes => Fp32Gradients ? 4 : ElementBytes;
 
     /// <summary>Optimizer bytes per parameter: fp32 master copy (mixed precision only) plus one or two fp32 moments.</summary>
     public int OptimizerBytes =>

@@ -11,9 +11,11 @@ public sealed record ZeroStageMemory(int Stage, string BytesPerParameter, IReadO
 /// <see cref="Parameters"/> parameters replicated over <see cref="Dp"/> data-parallel ranks
 /// (7.5e9 and 64 give 120, 31.4, 16.6 and 1.9 GB).
 /// </summary>
-public sealed record ZeroTable(double Parameters, int Dp, Precision Precision, OptimizerKind Optimizer, IReadOnlyList<ZeroStageMemory> Stages)
+public sealed record ZeroTable(double Parameters, int Dp, Precision Precision, OptimizerKind Optimizer, bool Fp32Gradients,
+    IReadOnlyList<ZeroStageMemory> Stages)
 {
-    public static ZeroTable Compute(double parameters, int dp, Precision precision = Precision.Bf16, OptimizerKind optimizer = OptimizerKind.Adam)
+    public static ZeroTable Compute(double parameters, int dp, Precision precision = Precision.Bf16, OptimizerKind optimizer = OptimizerKind.Adam,
+        bool fp32Gradients = false)
     {
         if (!(parameters > 0) || double.IsInfinity(parameters))
         {
@@ -23,8 +25,8 @@ public sealed record ZeroTable(double Parameters, int Dp, Precision Precision, O
         {
             throw new ArgumentException($"DP must be positive (got {dp})");
         }
-        var training = new TrainingSpec { GlobalBatch = 1, Precision = precision, Optimizer = optimizer };
-        return new ZeroTable(parameters, dp, precision, optimizer,
+        var training = new TrainingSpec { GlobalBatch = 1, Precision = precision, Optimizer = optimizer, Fp32Gradients = fp32Gradients };
+        return new ZeroTable(parameters, dp, precision, optimizer, fp32Gradients,
         [
             .. Enumerable.Range(0, 4).Select(stage =>
             {

@@ -12,7 +12,7 @@ public sealed class PlanCliTests
     {
         var (rc, text) = Cli.Run(Llama70B);
         Assert.Equal(0, rc);
-        Assert.Contains("the best 5:", text);
+        Assert.Contains("the best 5, at most one per (TP, PP, DP)", text);
         Assert.Contains("Plan 1: TP=", text);
         Assert.Matches(@"optimizer states\s+\S+ GB\s+12 B x \S+ / DP \d+", text);
         Assert.Contains("Pipeline bubble: (p-1)/(v m) = ", text);

@@ -46,6 +46,8 @@ public sealed class ZeroMemoryTests
         Assert.Equal(16 * psi, ZeroTable.Compute(psi, 8, Precision.Fp32).Stages[0].TotalBytes, new RelativeComparer(1e-12));
         Assert.Equal(12 * psi, ZeroTable.Compute(psi, 8, Precision.Fp32, OptimizerKind.Sgd).Stages[0].TotalBytes, new RelativeComparer(1e-12));
         Assert.Equal(12 * psi, ZeroTable.Compute(psi, 8, Precision.Bf16, OptimizerKind.Sgd).Stages[0].TotalBytes, new RelativeComparer(1e-12));
+        Assert.Equal(18 * psi, ZeroTable.Compute(psi, 8, fp32Gradients: true).Stages[0].TotalBytes, new RelativeComparer(1e-12));
+        Assert.Equal((2 + 4 + 12.0 / 8) * psi, ZeroTable.Compute(psi, 8, fp32Gradients: true).Stages[1].TotalBytes, new RelativeComparer(1e-12));
     }
 
     [Fact]
