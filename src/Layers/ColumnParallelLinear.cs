@@ -33,7 +33,8 @@ public sealed class ColumnParallelLinear : IParallelLayer
     }
 
     /// <param name="outputRowsOfRank">Which rows of the full weight each rank holds, for fused layouts
-    /// (gate and up, QKV by query group); contiguous blocks when null.</param>
+    /// (gate and up, QKV by query group, where replicated key/value heads give a rank more than output / TP rows);
+    /// contiguous blocks when null.</param>
     internal ColumnParallelLinear(ParallelContext context, string name, int inputSize, int outputSize, bool bias,
         bool gatherOutput, bool skipBiasAdd, bool sequenceParallel, LinearActivation activation, Func<int, int[]>? outputRowsOfRank)
     {
@@ -41,7 +42,12 @@ public sealed class ColumnParallelLinear : IParallelLayer
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inputSize);
         int size = context.TensorParallelSize;
-        OutputSizePerPartition = Check.Divide(outputSize, size, $"{name}: output size");
+        Func<int, Shard> shardOf = outputRowsOfRank is null
+            ? r => Shard.RowBlock(outputSize, inputSize, r, size)
+            : r => new Shard(outputRowsOfRank(r), 0, inputSize);
+        OutputSizePerPartition = outputRowsOfRank is null
+            ? Check.Divide(outputSize, size, $"{name}: output size")
+            : outputRowsOfRank(context.TensorParallelRank).Length;
         if (gatherOutput && sequenceParallel)
         {
             throw new ArgumentException($"{name}: gatherOutput and sequenceParallel cannot both be set");
@@ -58,9 +64,6 @@ public sealed class ColumnParallelLinear : IParallelLayer
         SkipBiasAdd = skipBiasAdd;
         SequenceParallel = sequenceParallel;
         Activation = activation;
-        Func<int, Shard> shardOf = outputRowsOfRank is null
-            ? r => Shard.RowBlock(outputSize, inputSize, r, size)
-            : r => new Shard(outputRowsOfRank(r), 0, inputSize);
         Weight = new Parameter(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal, shardOf);
         Bias = bias
             ? new Parameter(context, $"{name}.bias", outputSize, 1, ParameterInit.Zeros, r => shardOf(r) with { Columns = 1 })
@@ -87,6 +90,7 @@ public sealed class ColumnParallelLinear : IParallelLayer
 
     public int OutputSize { get; }
 
+    /// <summary>Output columns this rank computes.</summary>
     public int OutputSizePerPartition { get; }
 
     public bool GatherOutput { get; }
@@ -97,10 +101,10 @@ public sealed class ColumnParallelLinear : IParallelLayer
 
     public LinearActivation Activation { get; }
 
-    /// <summary>A: [output, input] full, [output / TP, input] on this rank.</summary>
+    /// <summary>A: [output, input] full, [<see cref="OutputSizePerPartition"/>, input] on this rank.</summary>
     public Parameter Weight { get; }
 
-    /// <summary>b: [output] full, [output / TP] on this rank; null without bias.</summary>
+    /// <summary>b: [output] full, [<see cref="OutputSizePerPartition"/>] on this rank; null without bias.</summary>
     public Parameter? Bias { get; }
 
     /// <summary>
