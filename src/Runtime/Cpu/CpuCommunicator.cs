@@ -2,8 +2,9 @@ namespace ModelParallel.Runtime.Cpu;
 
 /// <summary>
 /// Collectives among ranks that are threads of one process, over shared memory. Every call completes on
-/// return. A call never hangs: when a rank of the world fails, or a rank of this group disposes its
-/// communicator, the pending and later calls throw <see cref="RankFailedException"/> naming it; a call that
+/// return. A call never hangs: when a rank of the world fails, the pending and later calls throw
+/// <see cref="RankFailedException"/> naming it, as does a call that waits for a rank of this group that has
+/// disposed its communicator; a call that
 /// waits longer than <see cref="Timeout"/> throws <see cref="TimeoutException"/> naming the missing ranks
 /// and aborts the world's other pending calls.
 /// </summary>

@@ -5,19 +5,19 @@ namespace ModelParallel.Runtime.Cpu;
 /// <summary>
 /// State shared by the ranks (threads) of one communicator group: a reusable barrier with per-rank call
 /// slots, FIFO mailboxes for point-to-point messages, and failure handling. Every wait ends: with success,
-/// with <see cref="RankFailedException"/> when a rank of the world failed or a rank of this group disposed
-/// its communicator, or with <see cref="TimeoutException"/> naming the missing ranks after <see cref="Timeout"/>.
+/// with <see cref="RankFailedException"/> when a rank of the world failed or a rank it waits for disposed its
+/// communicator, or with <see cref="TimeoutException"/> naming the missing ranks after <see cref="Timeout"/>.
 /// </summary>
 internal sealed class CpuGroup
 {
     private readonly object _gate = new();
     private readonly bool[] _arrived;
+    private readonly bool[] _left;
     private readonly Dictionary<(int From, int To), Queue<Message>> _mailboxes = [];
     private readonly (CpuGroup Group, int Rank)[] _splitResults;
     private readonly (int Color, int Key)[] _splitRequests;
     private int _arrivedCount;
     private long _generation;
-    private int _disposedBy = -1;
 
     internal CpuGroup(CpuWorldState world, int[] worldRanks, TimeSpan timeout)
     {
@@ -25,6 +25,7 @@ internal sealed class CpuGroup
         WorldRanks = worldRanks;
         Timeout = timeout;
         _arrived = new bool[worldRanks.Length];
+        _left = new bool[worldRanks.Length];
         Calls = new CpuCollectiveCall?[worldRanks.Length];
         _splitResults = new (CpuGroup, int)[worldRanks.Length];
         _splitRequests = new (int, int)[worldRanks.Length];
@@ -76,7 +77,7 @@ internal sealed class CpuGroup
         var message = new Message(tensor);
         Guarded(from, () =>
         {
-            ThrowIfFailed(from, "Send");
+            ThrowIfWorldFailed(from, "Send");
             Mailbox(from, to).Enqueue(message);
             Monitor.PulseAll(_gate);
         });
@@ -123,15 +124,12 @@ internal sealed class CpuGroup
         }
     }
 
-    /// <summary>Marks the group unusable for the other ranks: their pending and later calls fail naming this rank.</summary>
+    /// <summary>Records that <paramref name="rank"/> disposed its communicator: calls that wait for it fail naming it.</summary>
     internal void Leave(int rank)
     {
         lock (_gate)
         {
-            if (_disposedBy < 0)
-            {
-                _disposedBy = rank;
-            }
+            _left[rank] = true;
             Monitor.PulseAll(_gate);
         }
     }
@@ -164,7 +162,7 @@ internal sealed class CpuGroup
 
     private void ArriveLocked(int rank, string op, Action? onLastArrival)
     {
-        ThrowIfFailed(rank, op);
+        ThrowIfWorldFailed(rank, op);
         long generation = _generation;
         _arrived[rank] = true;
         _arrivedCount++;
@@ -186,7 +184,15 @@ internal sealed class CpuGroup
         long start = Stopwatch.GetTimestamp();
         while (!done())
         {
-            ThrowIfFailed(rank, op);
+            ThrowIfWorldFailed(rank, op);
+            foreach (int q in missing())
+            {
+                if (_left[q])
+                {
+                    throw new RankFailedException(WorldRanks[q],
+                        $"{op} on rank {rank} cannot complete: rank {q} (world rank {WorldRanks[q]}) disposed its communicator");
+                }
+            }
             var remaining = Timeout - Stopwatch.GetElapsedTime(start);
             if (remaining <= TimeSpan.Zero)
             {
@@ -198,16 +204,11 @@ internal sealed class CpuGroup
         }
     }
 
-    private void ThrowIfFailed(int rank, string op)
+    private void ThrowIfWorldFailed(int rank, string op)
     {
         if (World.Failed is { } failure)
         {
             throw new RankFailedException(failure.WorldRank, $"{op} on rank {rank} aborted: {failure.Reason}");
-        }
-        if (_disposedBy >= 0 && _disposedBy != rank)
-        {
-            throw new RankFailedException(WorldRanks[_disposedBy],
-                $"{op} on rank {rank} cannot complete: rank {_disposedBy} (world rank {WorldRanks[_disposedBy]}) disposed its communicator");
         }
     }
 
