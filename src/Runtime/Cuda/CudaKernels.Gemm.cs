@@ -34,9 +34,19 @@ public sealed partial class CudaKernels
         var tgrad = biasGrad is null ? null
             : Arg(biasGrad, nameof(biasGrad), Grad, epilogue == GemmEpilogue.BiasGradA ? m : n,
                 epilogue == GemmEpilogue.BiasGradA ? "m" : "n");
+        if (Overlaps(tc, ta) || Overlaps(tc, tb))
+        {
+            throw new ArgumentException("c must not overlap a or b", nameof(c));
+        }
+        bool auxIsC = taux is not null && taux.Pointer == tc.Pointer && taux.Bytes == tc.Bytes;
+        if (taux is not null && Overlaps(taux, tc) && !(epilogue == GemmEpilogue.DGelu && auxIsC))
+        {
+            throw new ArgumentException("aux must not overlap c (except as the same elements with DGelu)", nameof(aux));
+        }
         Begin();
         var gemm = _backend.Gemm;
-        bool done = epilogue switch
+        // In place (aux = c) the epilogue reads what it overwrites: only the unfused form is sure to be right.
+        bool done = !auxIsC && epilogue switch
         {
             GemmEpilogue.None => gemm.TryRun(tc, ta, tb, m, n, k, transA, transB, alpha, beta, CublasLt.EpilogueDefault, null, null),
             GemmEpilogue.Bias => gemm.TryRun(tc, ta, tb, m, n, k, transA, transB, alpha, beta, CublasLt.EpilogueBias, tbias, null),
@@ -117,8 +127,15 @@ public sealed partial class CudaKernels
             case GemmEpilogue.DGelu:
             {
                 using var product = _backend.Allocate(c.DType, count);
+                using var preActivation = aux!.Pointer == c.Pointer ? _backend.Allocate(c.DType, count) : null;
+                if (preActivation is not null)
+                {
+                    Status.CheckCuda(CudaRuntime.MemcpyAsync(preActivation.Pointer, aux.Pointer, (nuint)aux.Bytes,
+                        CudaRuntime.MemcpyDeviceToDevice, Stream), $"cudaMemcpyAsync(aux, {aux.Bytes} bytes)");
+                }
                 gemm.TryRun(product, a, b, m, n, k, transA, transB, alpha, 0f, CublasLt.EpilogueDefault, null, null);
-                Native(MpNative.GeluBwd(c.Pointer, product.Pointer, aux!.Pointer, count, dtype, Stream), $"mp_gelu_bwd({count})");
+                Native(MpNative.GeluBwd(c.Pointer, product.Pointer, (preActivation ?? aux).Pointer, count, dtype, Stream),
+                    $"mp_gelu_bwd({count})");
                 if (biasGrad is not null)
                 {
                     ZeroThenBiasGrad(biasGrad, c, m, n);
@@ -144,6 +161,9 @@ public sealed partial class CudaKernels
                 throw new ArgumentOutOfRangeException(nameof(epilogue), epilogue, "no unfused form");
         }
     }
+
+    private static bool Overlaps(CudaTensor x, CudaTensor y) =>
+        x.Bytes > 0 && y.Bytes > 0 && x.Pointer < y.Pointer + (nint)y.Bytes && y.Pointer < x.Pointer + (nint)x.Bytes;
 
     private void ZeroThenBiasGrad(CudaTensor biasGrad, CudaTensor source, int rows, int cols)
     {

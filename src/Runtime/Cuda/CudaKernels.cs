@@ -74,17 +74,22 @@ public sealed partial class CudaKernels : IKernels
         var tx = Floating(x, nameof(x), count, "rows x cols");
         var ty = Like(y, nameof(y), tx, count, "rows x cols");
         var tr = residual is null ? null : Like(residual, nameof(residual), tx, count, "rows x cols");
-        if ((sum is null) != (residual is null))
+        if (residual is not null && sum is null)
         {
-            throw new ArgumentException(residual is null
-                ? "sum is written only when residual is given; pass null for both or neither"
-                : "residual is given, so sum (x + residual) must be given too", nameof(sum));
+            throw new ArgumentNullException(nameof(sum), "sum (x + residual) is needed when residual is given");
         }
         var ts = sum is null ? null : Like(sum, nameof(sum), tx, count, "rows x cols");
         var tw = Like(weight, nameof(weight), tx, cols, "cols");
         var tb = NormBias(kind, bias, nameof(bias), tx, cols);
         var tstats = Arg(stats, nameof(stats), Stats, 2L * rows, "2 x rows (mean, then rstd)");
         Begin();
+        if (tr is null && ts is not null)
+        {
+            // Without a residual the sum is x itself; the kernel then normalises x alone.
+            Status.CheckCuda(CudaRuntime.MemcpyAsync(ts.Pointer, tx.Pointer, (nuint)tx.Bytes, CudaRuntime.MemcpyDeviceToDevice,
+                Stream), $"cudaMemcpyAsync(norm sum = x, {tx.Bytes} bytes)");
+            ts = null;
+        }
         Native(MpNative.NormFwd(NormCode(kind), ty.Pointer, Pointer(ts), tstats.Pointer, tx.Pointer, Pointer(tr), tw.Pointer,
             Pointer(tb), rows, cols, eps, NativeDType.Of(tx.DType), Stream), $"mp_norm_fwd({kind}, {rows} x {cols})");
     }

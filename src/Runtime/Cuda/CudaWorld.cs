@@ -52,6 +52,16 @@ public static unsafe class CudaWorld
         world.ThrowFirstFailure();
     }
 
+    /// <summary>Like <see cref="Run(int, Action{RankContext})"/>, returning what each rank's body returned, by rank.</summary>
+    public static T[] Run<T>(int gpus, Func<RankContext, T> body)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(gpus);
+        ArgumentNullException.ThrowIfNull(body);
+        var results = new T[gpus];
+        Run(gpus, context => results[context.Rank] = body(context));
+        return results;
+    }
+
     /// <summary>
     /// This process's rank of a world started one process per GPU by a launcher (torchrun-compatible variables:
     /// RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): a backend on GPU LOCAL_RANK and a world communicator,

@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 
 namespace ModelParallel.Runtime.Cuda;
 
-/// <summary>Converts host values (double, float or int) to and from the bytes of a device dtype. Floating values
-/// round to nearest even; a value stored into Int32 must be a whole number in range.</summary>
+/// <summary>Converts host values (double, float or int) to and from the bytes of a device dtype, as the CPU backend
+/// does: floating values round to nearest even; int values go into any dtype, floating values never into Int32, and
+/// only Int32 tensors come out as int values.</summary>
 internal static class HostConversion
 {
     public static void Encode<T>(ReadOnlySpan<T> source, DType dtype, Span<byte> destination)
@@ -30,17 +31,7 @@ internal static class HostConversion
                 Fill(source, MemoryMarshal.Cast<byte, Half>(destination), static v => (Half)v);
                 break;
             case DType.Int32:
-                var ints = MemoryMarshal.Cast<byte, int>(destination);
-                for (int i = 0; i < source.Length; i++)
-                {
-                    double value = AsDouble(source[i]);
-                    if (value != Math.Floor(value) || value < int.MinValue || value > int.MaxValue)
-                    {
-                        throw new ArgumentException($"element {i} = {value} cannot be stored as Int32");
-                    }
-                    ints[i] = (int)value;
-                }
-                break;
+                throw new ArgumentException($"cannot upload {typeof(T).Name} values into an Int32 tensor", "src");
             default:
                 throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype");
         }
@@ -53,6 +44,10 @@ internal static class HostConversion
         {
             source.CopyTo(MemoryMarshal.AsBytes(destination));
             return;
+        }
+        if (typeof(T) == typeof(int))
+        {
+            throw new ArgumentException($"cannot download a {dtype} tensor into int values", "dst");
         }
         switch (dtype)
         {
@@ -95,7 +90,7 @@ internal static class HostConversion
     {
         for (int i = 0; i < destination.Length; i++)
         {
-            destination[i] = FromDouble<T>(convert(source[i]), i);
+            destination[i] = FromDouble<T>(convert(source[i]));
         }
     }
 
@@ -117,7 +112,7 @@ internal static class HostConversion
         throw new NotSupportedException($"host element type {typeof(T).Name}");
     }
 
-    private static T FromDouble<T>(double value, int index)
+    private static T FromDouble<T>(double value)
         where T : unmanaged
     {
         if (typeof(T) == typeof(double))
@@ -128,15 +123,6 @@ internal static class HostConversion
         {
             float single = (float)value;
             return Unsafe.As<float, T>(ref single);
-        }
-        if (typeof(T) == typeof(int))
-        {
-            if (value != Math.Floor(value) || value < int.MinValue || value > int.MaxValue)
-            {
-                throw new ArgumentException($"element {index} = {value} is not an Int32");
-            }
-            int whole = (int)value;
-            return Unsafe.As<int, T>(ref whole);
         }
         throw new NotSupportedException($"host element type {typeof(T).Name}");
     }
