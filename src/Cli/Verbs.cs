@@ -16,6 +16,7 @@ public static class Verbs
 {
     public static IReadOnlyList<IVerb> All { get; } =
     [
+        new LayerVerb(),
     ];
 
     public static IVerb? Find(string name) => All.FirstOrDefault(v => v.Name == name);
