@@ -30,7 +30,13 @@ public class ColumnParallelLinearTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void MatchesSingleRankReference(int tp, bool bias, bool gatherOutput, bool sp, LinearActivation activation)
+    public void MatchesSingleRankReference(int tp, bool bias, bool gatherOutput, bool sp, LinearActivation activation) =>
+        AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, bias, gatherOutput, sp, activation, 1e-5);
+
+    /// <summary>The run at <paramref name="tp"/> on <paramref name="world"/> against TP = 1 in float64 on the CPU: the output
+    /// joined from column blocks (unless gathered), the input gradient joined from token shards with sequence parallelism.</summary>
+    internal static void AssertMatchesReference(WorldRunner world, int tp, bool bias, bool gatherOutput, bool sp,
+        LinearActivation activation, double tol)
     {
         Func<ParallelContext, LayerStep> build = c => LayerStep.Of(
             new ColumnParallelLinear(c, "linear", In, Out, bias, gatherOutput, skipBiasAdd: false, sp, activation));
@@ -39,15 +45,15 @@ public class ColumnParallelLinearTests
         var input = Numerics.RandomArray(rng, Shape.Tokens * In);
         var outputGrad = Numerics.RandomArray(rng, Shape.Tokens * Out);
         var reference = LayerHarness.Run(Worlds.Cpu(DType.Float64), 1, false, build, weights, Shape, _ => input, _ => outputGrad)[0];
-        var runs = LayerHarness.Run(Worlds.Cpu(DType.Float32), tp, sp, build, weights, Shape,
+        var runs = LayerHarness.Run(world, tp, sp, build, weights, Shape,
             r => sp ? HostArrays.Rows(input, In, r, tp) : input,
             r => gatherOutput ? outputGrad : HostArrays.Columns(outputGrad, Out, r, tp));
         string what = $"TP={tp} bias={bias} gather={gatherOutput} SP={sp} {activation}";
         var output = gatherOutput ? runs[0].Output : HostArrays.ConcatColumns(runs.Select(r => r.Output).ToArray(), Shape.Tokens);
-        Numerics.AssertClose(output, reference.Output, 1e-5, $"{what} output");
+        Numerics.AssertClose(output, reference.Output, tol, $"{what} output");
         var inputGrad = sp ? HostArrays.ConcatRows(runs.Select(r => r.InputGrad)) : runs[0].InputGrad;
-        Numerics.AssertClose(inputGrad, reference.InputGrad, 1e-5, $"{what} input gradient");
-        LayerHarness.AssertGrads(runs.Select(r => r.Grads).ToArray(), reference.Grads, 1e-5, what);
+        Numerics.AssertClose(inputGrad, reference.InputGrad, tol, $"{what} input gradient");
+        LayerHarness.AssertGrads(runs.Select(r => r.Grads).ToArray(), reference.Grads, tol, what);
     }
 
     [Fact]

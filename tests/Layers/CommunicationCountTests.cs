@@ -21,7 +21,7 @@ public class CommunicationCountTests
     {
         var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp,
             ParallelMlpTests.Build(MlpActivation.SwiGlu, bias: true), ParallelMlpTests.Shape, Hidden, 1e-5);
-        AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1);
+        AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1, ActivationBytes);
         Assert.All(runs, r => Assert.Equal(0, r.GradientSync.TotalCount));
     }
 
@@ -31,7 +31,7 @@ public class CommunicationCountTests
     {
         var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp,
             ParallelAttentionTests.Build(8, 4, bias: true), ParallelAttentionTests.Shape, Hidden, 1e-5);
-        AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1);
+        AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1, ActivationBytes);
         Assert.All(runs, r => Assert.Equal(0, r.GradientSync.TotalCount));
     }
 
@@ -42,7 +42,7 @@ public class CommunicationCountTests
         var config = TransformerLayerTests.Gpt2;
         var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp,
             TransformerLayerTests.Build(config), TransformerLayerTests.Shape, Hidden, 1e-5);
-        AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 2);
+        AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 2, ActivationBytes);
         foreach (var run in runs)
         {
             // Sequence parallelism leaves the two LayerNorms' weights and biases with partial gradients: one packed all-reduce.
@@ -121,8 +121,9 @@ public class CommunicationCountTests
     }
 
     /// <summary><paramref name="perDirection"/> all-reduces each way, or as many all-gather/reduce-scatter pairs with
-    /// sequence parallelism, each of the activation's bytes; nothing at TP = 1.</summary>
-    private static void AssertPerDirection(IEnumerable<(CommunicationSummary Forward, CommunicationSummary Backward)> runs, int tp, bool sp, int perDirection)
+    /// sequence parallelism, each of <paramref name="activationBytes"/>; nothing at TP = 1.</summary>
+    internal static void AssertPerDirection(IEnumerable<(CommunicationSummary Forward, CommunicationSummary Backward)> runs, int tp, bool sp,
+        int perDirection, long activationBytes)
     {
         foreach (var (forward, backward) in runs)
         {
@@ -133,7 +134,7 @@ public class CommunicationCountTests
                     Assert.Equal(0, summary.TotalCount);
                     continue;
                 }
-                var expected = new CollectiveTally(perDirection, perDirection * ActivationBytes);
+                var expected = new CollectiveTally(perDirection, perDirection * activationBytes);
                 if (sp)
                 {
                     Assert.Equal(expected, summary[CollectiveKind.AllGather]);
