@@ -16,6 +16,7 @@ public static class Verbs
 {
     public static IReadOnlyList<IVerb> All { get; } =
     [
+        new LayerVerb(),
         new PlanVerb(),
     ];
 
