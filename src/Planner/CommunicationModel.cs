@@ -44,13 +44,15 @@ public static class CommunicationModel
         }
         var bytes = (double)t.ElementBytes * m.SequenceLength * l.MicroBatch * m.Hidden;
         var link = TensorLink(c, t);
-        var recomputeFactor = t.Recompute == Recompute.Full ? 3 : 2;
-        var collectives = (t.SequenceParallel ? 4 : 2) * recomputeFactor;
+        var perPass = t.SequenceParallel ? 4 : 2;
+        var passes = t.Recompute == Recompute.Full ? 3 : 2;
+        var collectives = perPass * passes;
         var share = t.SequenceParallel ? (tp - 1.0) / tp : 2.0 * (tp - 1) / tp;
         var kind = t.SequenceParallel ? "all-gathers and reduce-scatters" : "all-reduces";
         var shareText = t.SequenceParallel ? $"({tp}-1)/{tp}" : $"2({tp}-1)/{tp}";
+        var countText = $"({perPass} forward + {perPass} backward" + (passes == 3 ? $" + {perPass} recomputed forward)" : ")");
         return Term.Seconds("TP communication",
-            $"{layers} layers x {collectives} {kind} x {shareText} x {Units.Bytes(bytes)} / {link.Formula}",
+            $"{layers} layers x {countText} {kind} x {shareText} x {Units.Bytes(bytes)} / {link.Formula}",
             layers * collectives * share * bytes / link.Effective);
     }
 

@@ -19,6 +19,4 @@ public sealed record Term(string Name, string Formula, double Value, TermUnit Un
 
     /// <summary>The value in its unit ("15.0 GB", "12.3 ms").</summary>
     public string FormattedValue => Unit == TermUnit.Bytes ? Units.Bytes(Value) : Units.Time(Value);
-
-    public override string ToString() => $"{Name}: {Formula} = {FormattedValue}";
 }
