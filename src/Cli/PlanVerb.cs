@@ -40,7 +40,7 @@ public sealed class PlanVerb : IVerb
         var options = Options.Parse(memory ? args[1..] : args);
         if (options.Has("--help") || options.Has("-h"))
         {
-            output.Write(Help);
+            output.WriteLine(Help);
             return 0;
         }
         return memory ? RunMemory(options, output) : RunSearch(options, output);
