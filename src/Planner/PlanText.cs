@@ -12,7 +12,7 @@ public static class PlanText
         sb.AppendLine($"{m.Name}: {Units.Count(Parameters.Total(m))} parameters, {m.Layers} layers, hidden {m.Hidden}, "
             + $"{m.Heads} heads ({m.KvHeads} kv), ffn {m.Ffn} {Lower(m.Activation)}, vocab {m.Vocab}, sequence {m.SequenceLength}");
         sb.AppendLine($"{c.Name}: {c.Nodes} node{(c.Nodes == 1 ? "" : "s")} x {c.GpusPerNode} GPUs = {c.TotalGpus}, {Units.Bytes(c.GpuMemoryBytes)} each "
-            + $"({Units.Bytes(c.GpuMemoryBytes * (1 - t.MemoryReserveFraction))} usable), {Units.FlopRate(c.PeakFlops)} peak, "
+            + $"({Units.Bytes(MemoryModel.Usable(c, t))} usable), {Units.FlopRate(c.PeakFlops)} peak, "
             + $"{Units.Bandwidth(c.IntraNodeBandwidth)} NVLink, {Units.Bandwidth(c.InterNodeBandwidth)} network per GPU");
         sb.AppendLine($"global batch {t.GlobalBatch} x {m.SequenceLength} tokens; {Lower(t.Precision)}{(t.Fp32Gradients ? " with fp32 gradients" : "")}, {Lower(t.Optimizer)} "
             + $"({ModelStateMemory.BytesPerParameter(1, t with { ZeroStage = 0 })} B per parameter), ZeRO {t.ZeroStage}, "
