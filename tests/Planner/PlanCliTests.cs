@@ -10,7 +10,7 @@ public sealed class PlanCliTests
     [Fact]
     public void PrintsATableTheMathAndWhyTheRunnersUpLose()
     {
-        var (rc, text) = Cli.Run(Llama70B);
+        var (rc, text) = MpCli.Run(Llama70B);
         Assert.Equal(0, rc);
         Assert.Contains("the best 5, at most one per (TP, PP, DP)", text);
         Assert.Contains("Plan 1: TP=", text);
@@ -24,7 +24,7 @@ public sealed class PlanCliTests
     public void WritesJson()
     {
         var top = Random.Shared.Next(1, 8);
-        var (rc, text) = Cli.Run([.. Llama70B, "--json", "--top", $"{top}"]);
+        var (rc, text) = MpCli.Run([.. Llama70B, "--json", "--top", $"{top}"]);
         Assert.Equal(0, rc);
         using var json = JsonDocument.Parse(text);
         var plans = json.RootElement.GetProperty("plans");
@@ -40,7 +40,7 @@ public sealed class PlanCliTests
     [Fact]
     public void ACustomModelOnACustomClusterIsPlanned()
     {
-        var (rc, text) = Cli.Run("plan", "--layers", "24", "--hidden", "2048", "--heads", "16", "--ffn", "8192", "--activation", "gelu",
+        var (rc, text) = MpCli.Run("plan", "--layers", "24", "--hidden", "2048", "--heads", "16", "--ffn", "8192", "--activation", "gelu",
             "--vocab", "50304", "--seq", "2048", "--gpus-per-node", "4", "--nodes", "2", "--gpu-memory-gb", "40", "--peak-tflops", "312",
             "--intra-bw-gbs", "300", "--inter-bw-gbs", "25", "--global-batch", "256");
         Assert.Equal(0, rc);
@@ -50,7 +50,7 @@ public sealed class PlanCliTests
     [Fact]
     public void NothingFitsExitsWithOneAndSaysWhy()
     {
-        var (rc, text) = Cli.Run("plan", "--model", "llama3-405b", "--cluster", "h100x8", "--global-batch", "64");
+        var (rc, text) = MpCli.Run("plan", "--model", "llama3-405b", "--cluster", "h100x8", "--global-batch", "64");
         Assert.Equal(1, rc);
         Assert.Contains("No layout of llama3-405b fits on 8 GPUs", text);
         Assert.Contains("over by", text);
@@ -63,7 +63,7 @@ public sealed class PlanCliTests
     [InlineData("TP 3 does not divide the 8 GPUs per node", "--tp", "3")]
     public void BadOptionsAreNamed(string message, string option, string value)
     {
-        var e = Record.Exception(() => Cli.Run([.. Llama70B, option, value]));
+        var e = Record.Exception(() => MpCli.Run([.. Llama70B, option, value]));
         Assert.True(e is ArgumentException or FormatException, e?.ToString());
         Assert.Contains(message, e!.Message);
     }
@@ -71,8 +71,8 @@ public sealed class PlanCliTests
     [Fact]
     public void MissingRequiredOptionsAreNamed()
     {
-        Assert.Contains("missing --global-batch", Assert.Throws<ArgumentException>(() => Cli.Run("plan", "--model", "llama2-7b", "--cluster", "h100x8")).Message);
-        Assert.Contains("missing --heads", Assert.Throws<ArgumentException>(() => Cli.Run("plan", "--cluster", "h100x8", "--global-batch", "8")).Message);
-        Assert.Contains("unknown model preset 'gpt5'", Assert.Throws<ArgumentException>(() => Cli.Run("plan", "--model", "gpt5")).Message);
+        Assert.Contains("missing --global-batch", Assert.Throws<ArgumentException>(() => MpCli.Run("plan", "--model", "llama2-7b", "--cluster", "h100x8")).Message);
+        Assert.Contains("missing --heads", Assert.Throws<ArgumentException>(() => MpCli.Run("plan", "--cluster", "h100x8", "--global-batch", "8")).Message);
+        Assert.Contains("unknown model preset 'gpt5'", Assert.Throws<ArgumentException>(() => MpCli.Run("plan", "--model", "gpt5")).Message);
     }
 }

@@ -12,7 +12,7 @@ internal sealed class RelativeComparer(double tolerance) : IEqualityComparer<dou
 }
 
 /// <summary>Runs <c>mp</c> in-process, capturing what it writes.</summary>
-internal static class Cli
+internal static class MpCli
 {
     public static (int ExitCode, string Output) Run(params string[] args)
     {

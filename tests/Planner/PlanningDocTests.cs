@@ -13,7 +13,7 @@ public sealed class PlanningDocTests
         Assert.True(blocks.Count >= 3, $"expected at least 3 mp plan blocks in docs/planning.md, found {blocks.Count}");
         foreach (var (command, shown) in blocks)
         {
-            var (_, output) = Cli.Run(command.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]);
+            var (_, output) = MpCli.Run(command.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]);
             Assert.True(Normalize(output) == Normalize(shown), $"docs/planning.md is stale for '{command}'; it now prints:\n{output}");
         }
     }

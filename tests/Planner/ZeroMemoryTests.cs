@@ -53,7 +53,7 @@ public sealed class ZeroMemoryTests
     [Fact]
     public void CliPrintsFigure1WithItsFormulas()
     {
-        var (rc, text) = Cli.Run("plan", "memory", "--params", "7.5e9", "--dp", "64");
+        var (rc, text) = MpCli.Run("plan", "memory", "--params", "7.5e9", "--dp", "64");
         Assert.Equal(0, rc);
         Assert.Contains("ZeRO stage 0: (2 + 2 + 12) B x 7.5e9 = 120.0 GB per GPU", text);
         Assert.Contains("ZeRO stage 1: (2 + 2 + 12/64) B x 7.5e9 = 31.4 GB per GPU", text);
@@ -66,7 +66,7 @@ public sealed class ZeroMemoryTests
     [Fact]
     public void CliWritesFigure1AsJson()
     {
-        var (rc, text) = Cli.Run("plan", "memory", "--params", "7.5e9", "--dp", "64", "--json");
+        var (rc, text) = MpCli.Run("plan", "memory", "--params", "7.5e9", "--dp", "64", "--json");
         Assert.Equal(0, rc);
         using var json = JsonDocument.Parse(text);
         var totals = json.RootElement.GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("totalBytes").GetDouble() / 1e9);
