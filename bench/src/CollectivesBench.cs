@@ -13,7 +13,7 @@ public static class CollectivesBench
     public static int Run(Options o)
     {
         var kind = Backends.Parse(o.String("backend", "auto"));
-        int ranks = o.Int("ranks", kind == BackendKind.Cuda ? Backends.CudaDeviceCount() : 4);
+        int ranks = o.Int("ranks", kind == BackendKind.Cuda ? ThreadWorlds.CudaDeviceCount() : 4);
         var ops = o.String("ops", "all_reduce,all_gather,reduce_scatter,broadcast").Split(',').Select(CollectiveKindExtensions.Parse).ToList();
         long minBytes = o.Long("min-bytes", 8), maxBytes = o.Long("max-bytes", 1L << 30);
         DType dtype = o.String("dtype", "float") switch
@@ -31,7 +31,7 @@ public static class CollectivesBench
         }
         var rows = new List<CollectiveRow>();
         string device = "";
-        Worlds.Run(kind, ranks, ctx =>
+        ThreadWorlds.Run(kind, ranks, ctx =>
         {
             if (ctx.Rank == 0)
             {

@@ -22,7 +22,7 @@ public static class KernelsBench
         var rows = new List<string>();
         void Add(string name, string? peer, double ms, double flops = 0, double bytes = 0, string extra = "")
         {
-            var sb = new StringBuilder(CultureInfo.InvariantCulture, $"{{\"name\": \"{name}\", \"ms\": {ms:R}");
+            var sb = new StringBuilder().Append(CultureInfo.InvariantCulture, $"{{\"name\": \"{name}\", \"ms\": {ms:R}");
             if (peer is not null) sb.Append(CultureInfo.InvariantCulture, $", \"peer\": \"{peer}\"");
             if (flops > 0) sb.Append(CultureInfo.InvariantCulture, $", \"tflops\": {flops / (ms * 1e-3) / 1e12:R}");
             if (bytes > 0) sb.Append(CultureInfo.InvariantCulture, $", \"gbps\": {bytes / (ms * 1e-3) / 1e9:R}");

@@ -7,7 +7,7 @@ public static class Program
     {
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.WriteLine("usage: mpbench collectives|kernels|layers [options]   (each verb: --help)");
+            Console.WriteLine("usage: mpbench collectives|kernels [options]   (each verb: --help)");
             return args.Length == 0 ? 2 : 0;
         }
         try
@@ -17,8 +17,7 @@ public static class Program
             {
                 "collectives" => CollectivesBench.Run(options),
                 "kernels" => KernelsBench.Run(options),
-                "layers" => LayersBench.Run(options),
-                _ => throw new ArgumentException($"unknown benchmark '{args[0]}' (collectives, kernels, layers)"),
+                _ => throw new ArgumentException($"unknown benchmark '{args[0]}' (collectives, kernels)"),
             };
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)

@@ -16,6 +16,9 @@ public static class Verbs
 {
     public static IReadOnlyList<IVerb> All { get; } =
     [
+        new InfoVerb(),
+        new LayerVerb(),
+        new PlanVerb(),
         new NcclCheckVerb(),
     ];
 

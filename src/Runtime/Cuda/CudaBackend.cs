@@ -18,6 +18,8 @@ public sealed class CudaBackend : IBackend
     private readonly object _communicatorsLock = new();
     private readonly List<NcclCommunicator> _communicators = [];
     private readonly CudaEvent _done;
+    private readonly CudaEvent _timingStart;
+    private readonly CudaEvent _timingEnd;
     private readonly CudaEvent _stagingFree;
     private PinnedHostBuffer<byte>? _staging;
     private DeviceBlockHandle? _workspace;
@@ -45,6 +47,8 @@ public sealed class CudaBackend : IBackend
             Allocator = Track(new CachingAllocator(device), created);
             _done = Track(new CudaEvent(device, timing: false), created);
             _stagingFree = Track(new CudaEvent(device, timing: false), created);
+            _timingStart = Track(new CudaEvent(device, timing: true), created);
+            _timingEnd = Track(new CudaEvent(device, timing: true), created);
             Gemm = Track(new CublasLtGemm(this), created);
         }
         catch
@@ -141,6 +145,18 @@ public sealed class CudaBackend : IBackend
         Cuda.Device.MakeCurrent(Device);
         _done.Record(Stream);
         Wait(_done, "synchronize");
+    }
+
+    public double ElapsedMilliseconds(Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Cuda.Device.MakeCurrent(Device);
+        _timingStart.Record(Stream);
+        work();
+        _timingEnd.Record(Stream);
+        Wait(_timingEnd, "timing");
+        return CudaEvent.ElapsedMilliseconds(_timingStart, _timingEnd);
     }
 
     public void ResetPeak() => Allocator.ResetPeak();
@@ -352,6 +368,8 @@ public sealed class CudaBackend : IBackend
         _staging?.Dispose();
         _stagingFree.Dispose();
         _done.Dispose();
+        _timingStart.Dispose();
+        _timingEnd.Dispose();
         Allocator.Dispose();
         Stream.Dispose();
     }

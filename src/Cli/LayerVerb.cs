@@ -1,0 +1,267 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.ExceptionServices;
+using ModelParallel.Layers;
+using ModelParallel.Runtime;
+using ModelParallel.Runtime.Cpu;
+using ModelParallel.Runtime.Cuda;
+
+namespace ModelParallel.Cli;
+
+/// <summary>
+/// <c>mp layer --tp N</c>: one transformer layer forward and backward at TP = N on the available backend (GPUs
+/// when CUDA can be used, else threads on the CPU), checked against the same layer at TP = 1 on that backend
+/// (same seeded weights, same input); prints the relative errors, the collectives of each phase and the time
+/// of each phase. Exits 1 when an error exceeds the backend's tolerance.
+/// </summary>
+public sealed class LayerVerb : IVerb
+{
+    private const string Help =
+        "usage: mp layer --tp N [--backend auto|cpu|cuda] [--hidden H] [--heads A] [--kv-heads G] [--ffn F]\n" +
+        "                [--seq S] [--batch B] [--sp] [--activation swiglu|gelu] [--norm rms|layer] [--bias]\n" +
+        "                [--iterations I] [--seed N]";
+
+    public string Name => "layer";
+
+    public string Summary => "run a transformer layer at TP=N, check it against TP=1, print errors, collectives and times";
+
+    public int Run(string[] args)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
+        var options = Options.Parse(args);
+        var backend = Backends.Parse(options.Backend);
+        Console.WriteLine($"transformer layer: {options.Config}");
+        Console.WriteLine($"tokens: {options.Shape}, TP={options.Tp}{(options.SequenceParallel ? ", sequence parallel" : "")}, " +
+            $"backend {backend}, {options.Iterations} timed iterations after one warm-up");
+        LayerResult reference, result;
+        try
+        {
+            reference = Execute(backend, 1, options);
+            result = Execute(backend, options.Tp, options);
+        }
+        catch (RankFailedException e) when (e.InnerException is ArgumentException or InvalidOperationException)
+        {
+            ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
+        Console.WriteLine($"device: {result.Device}");
+        double tol = result.Compute == DType.BFloat16 ? 5e-2 : 1e-4;
+        Console.WriteLine($"relative error against TP=1 (tolerance {Format(tol)}):");
+        double worst = 0;
+        foreach (var (what, value, expected) in Comparisons(result, reference))
+        {
+            double err = RelativeError(value, expected);
+            worst = double.IsNaN(err) ? double.PositiveInfinity : Math.Max(worst, err);
+            Console.WriteLine($"  {what,-52} {Format(err)}");
+        }
+        Console.WriteLine("collectives per layer (one forward, one backward, one gradient sync):");
+        Console.WriteLine($"  forward        {result.Forward}");
+        Console.WriteLine($"  backward       {result.Backward}");
+        Console.WriteLine($"  gradient sync  {result.GradientSync}");
+        Console.WriteLine("time per phase (median, rank 0):");
+        Console.WriteLine($"  {"",-10} {"TP=1",10} {"TP=" + options.Tp,10}");
+        Console.WriteLine($"  {"forward",-10} {Ms(reference.ForwardSeconds),10} {Ms(result.ForwardSeconds),10}");
+        Console.WriteLine($"  {"backward",-10} {Ms(reference.BackwardSeconds),10} {Ms(result.BackwardSeconds),10}");
+        bool ok = worst <= tol;
+        Console.WriteLine(ok ? $"ok: largest relative error {Format(worst)}" : $"MISMATCH: largest relative error {Format(worst)} exceeds {Format(tol)}");
+        return ok ? 0 : 1;
+    }
+
+    private static IEnumerable<(string What, double[] Value, double[] Expected)> Comparisons(LayerResult result, LayerResult reference)
+    {
+        yield return ("output", result.Output, reference.Output);
+        yield return ("input gradient", result.InputGrad, reference.InputGrad);
+        foreach (var (name, grad) in reference.Grads)
+        {
+            yield return ($"gradient of {name}", result.Grads[name], grad);
+        }
+    }
+
+    /// <summary>Runs the layer at <paramref name="tp"/>; outputs and gradients joined full, times and collectives of rank 0.</summary>
+    private static LayerResult Execute(BackendKind backend, int tp, Options options)
+    {
+        Func<RankContext, RankResult> body = ctx => RunRank(ctx, options);
+        var ranks = backend == BackendKind.Cuda ? CudaWorld.Run(tp, body) : CpuWorld.Run(tp, DType.Float32, body);
+        var first = ranks[0];
+        return new LayerResult(
+            first.Device,
+            first.Compute,
+            options.SequenceParallel ? ranks.SelectMany(r => r.Output).ToArray() : first.Output,
+            options.SequenceParallel ? ranks.SelectMany(r => r.InputGrad).ToArray() : first.InputGrad,
+            first.Grads, first.Forward, first.Backward, first.GradientSync, first.ForwardSeconds, first.BackwardSeconds);
+    }
+
+    private static RankResult RunRank(RankContext ctx, Options options)
+    {
+        var backend = ctx.Backend;
+        var context = new ParallelContext(backend, ctx.World, options.SequenceParallel, options.Seed);
+        using var layer = new TransformerLayer(context, "layer", options.Config);
+        int tp = ctx.WorldSize, hidden = options.Config.HiddenSize, tokens = options.Shape.Tokens;
+        int rows = options.SequenceParallel ? tokens / tp : tokens;
+        var rng = new Random(options.Seed);
+        var input = Enumerable.Range(0, tokens * hidden).Select(_ => 2 * rng.NextDouble() - 1).ToArray();
+        var outputGrad = Enumerable.Range(0, tokens * hidden).Select(_ => 2 * rng.NextDouble() - 1).ToArray();
+        int offset = options.SequenceParallel ? ctx.Rank * rows * hidden : 0;
+        using var x = backend.Allocate(backend.Compute, (long)rows * hidden);
+        backend.Upload(x, input.AsSpan(offset, rows * hidden));
+        using var dy = backend.Allocate(backend.Compute, (long)rows * hidden);
+        backend.Upload(dy, outputGrad.AsSpan(offset, rows * hidden));
+
+        using var barrier = backend.Allocate(backend.StatsType, 1);
+        var forwardTimes = new List<double>();
+        var backwardTimes = new List<double>();
+        for (int i = 0; i <= options.Iterations; i++)
+        {
+            // Start every rank's timed step together.
+            backend.Kernels.Fill(barrier, 0);
+            ctx.World.AllReduce(barrier, barrier);
+            backend.Synchronize();
+            long start = Stopwatch.GetTimestamp();
+            layer.Forward(x, options.Shape);
+            backend.Synchronize();
+            long forwardEnd = Stopwatch.GetTimestamp();
+            layer.Backward(dy);
+            backend.Synchronize();
+            long backwardEnd = Stopwatch.GetTimestamp();
+            if (i > 0)
+            {
+                forwardTimes.Add(Stopwatch.GetElapsedTime(start, forwardEnd).TotalSeconds);
+                backwardTimes.Add(Stopwatch.GetElapsedTime(forwardEnd, backwardEnd).TotalSeconds);
+            }
+        }
+        layer.ZeroGrad();
+        context.Log.Clear();
+        var output = Download(layer.Forward(x, options.Shape));
+        var inputGrad = Download(layer.Backward(dy));
+        layer.FinalizeGradients();
+        return new RankResult(backend.Name, backend.Compute, output, inputGrad, layer.SaveGradients(),
+            layer.Communication(CommunicationPhase.Forward), layer.Communication(CommunicationPhase.Backward),
+            layer.Communication(CommunicationPhase.GradientSync), Median(forwardTimes), Median(backwardTimes));
+    }
+
+    private static double[] Download(Tensor t)
+    {
+        var values = new double[t.Count];
+        t.Backend.Download(t, values);
+        return values;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+
+    private static double RelativeError(double[] value, double[] expected)
+    {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < value.Length; i++)
+        {
+            double d = value[i] - expected[i];
+            diff += d * d;
+            norm += expected[i] * expected[i];
+        }
+        double err = norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm);
+        return double.IsFinite(err) ? err : double.NaN;
+    }
+
+    private static string Format(double value) => value.ToString("0.00E+00", CultureInfo.InvariantCulture);
+
+    private static string Ms(double seconds) => (seconds * 1e3).ToString("0.000", CultureInfo.InvariantCulture) + " ms";
+
+    private sealed record RankResult(string Device, DType Compute, double[] Output, double[] InputGrad, Dictionary<string, double[]> Grads,
+        CommunicationSummary Forward, CommunicationSummary Backward, CommunicationSummary GradientSync,
+        double ForwardSeconds, double BackwardSeconds);
+
+    private sealed record LayerResult(string Device, DType Compute, double[] Output, double[] InputGrad, Dictionary<string, double[]> Grads,
+        CommunicationSummary Forward, CommunicationSummary Backward, CommunicationSummary GradientSync,
+        double ForwardSeconds, double BackwardSeconds);
+
+    /// <summary>The verb's arguments.</summary>
+    private sealed record Options(int Tp, string Backend, TransformerConfig Config, TokenShape Shape, bool SequenceParallel,
+        int Iterations, int Seed)
+    {
+        public static Options Parse(string[] args)
+        {
+            int? tp = null;
+            string backend = "auto";
+            int hidden = 256, heads = 8, kvHeads = 4, ffn = 1024, seq = 64, batch = 2, iterations = 5, seed = 1234;
+            bool sp = false, bias = false;
+            var activation = MlpActivation.SwiGlu;
+            var norm = NormKind.RmsNorm;
+            for (int i = 0; i < args.Length; i++)
+            {
+                string arg = args[i];
+                switch (arg)
+                {
+                    case "--tp": tp = Int(args, ref i); break;
+                    case "--backend": backend = Value(args, ref i); break;
+                    case "--hidden": hidden = Int(args, ref i); break;
+                    case "--heads": heads = Int(args, ref i); break;
+                    case "--kv-heads": kvHeads = Int(args, ref i); break;
+                    case "--ffn": ffn = Int(args, ref i); break;
+                    case "--seq": seq = Int(args, ref i); break;
+                    case "--batch": batch = Int(args, ref i); break;
+                    case "--iterations": iterations = Int(args, ref i); break;
+                    case "--seed": seed = Int(args, ref i); break;
+                    case "--sp": sp = true; break;
+                    case "--bias": bias = true; break;
+                    case "--activation":
+                        activation = Value(args, ref i) switch
+                        {
+                            "swiglu" => MlpActivation.SwiGlu,
+                            "gelu" => MlpActivation.Gelu,
+                            var other => throw new ArgumentException($"unknown activation '{other}': expected swiglu or gelu"),
+                        };
+                        break;
+                    case "--norm":
+                        norm = Value(args, ref i) switch
+                        {
+                            "rms" => NormKind.RmsNorm,
+                            "layer" => NormKind.LayerNorm,
+                            var other => throw new ArgumentException($"unknown norm '{other}': expected rms or layer"),
+                        };
+                        break;
+                    default:
+                        throw new ArgumentException($"unknown argument '{arg}'\n{Help}");
+                }
+            }
+            if (tp is not { } degree)
+            {
+                throw new ArgumentException($"--tp is required\n{Help}");
+            }
+            if (degree < 1)
+            {
+                throw new ArgumentException($"--tp must be at least 1, not {degree}");
+            }
+            if (iterations < 1)
+            {
+                throw new ArgumentException($"--iterations must be at least 1, not {iterations}");
+            }
+            var config = new TransformerConfig(hidden, heads, kvHeads, ffn, activation, norm, bias);
+            return new Options(degree, backend, config, new TokenShape(seq, batch), sp, iterations, seed);
+        }
+
+        private static string Value(string[] args, ref int i)
+        {
+            if (i + 1 >= args.Length)
+            {
+                throw new ArgumentException($"{args[i]} needs a value");
+            }
+            return args[++i];
+        }
+
+        private static int Int(string[] args, ref int i)
+        {
+            string name = args[i];
+            string value = Value(args, ref i);
+            return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int result)
+                ? result
+                : throw new ArgumentException($"{name} needs an integer, not '{value}'");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using ModelParallel.Runtime;
+
+namespace ModelParallel.Layers;
+
+/// <summary>
+/// Megatron's GPT model: vocab-parallel embedding, transformer layers, final norm, column-parallel output
+/// layer (its own weight, not tied to the embedding) and vocab-parallel cross-entropy. The vocabulary is padded
+/// to a multiple of TP; the padded rows of the embedding and output weights are never used (padded logits are
+/// masked). Parameter names follow Megatron's state dict ("embedding.word_embeddings.weight",
+/// "decoder.layers.0.mlp.linear_fc1.weight", "output_layer.weight"); the model's own name is empty.
+/// </summary>
+public sealed class GptModel : IParallelLayer
+{
+    private readonly TransformerLayer[] _layers;
+
+    public GptModel(ParallelContext context, GptConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(config.Layers);
+        Context = context;
+        Config = config;
+        var t = config.Transformer;
+        bool sp = context.SequenceParallel;
+        PaddedVocabSize = VocabParallelEmbedding.PaddedVocabSize(config.VocabSize, context.TensorParallelSize);
+        Embedding = new VocabParallelEmbedding(context, "embedding.word_embeddings", PaddedVocabSize, t.HiddenSize, sp);
+        _layers = Enumerable.Range(0, config.Layers)
+            .Select(i => new TransformerLayer(context, $"decoder.layers.{i}", t))
+            .ToArray();
+        FinalNorm = new Norm(context, "decoder.final_layernorm", t.Normalization, t.HiddenSize, t.NormEpsilon, sp);
+        OutputLayer = new ColumnParallelLinear(context, "output_layer", t.HiddenSize, PaddedVocabSize, bias: false,
+            gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp);
+        Loss = new VocabParallelCrossEntropy(context, "loss", PaddedVocabSize, config.VocabSize);
+        Parameters = [.. Embedding.Parameters, .. _layers.SelectMany(l => l.Parameters), .. FinalNorm.Parameters, .. OutputLayer.Parameters];
+    }
+
+    /// <summary>Empty: the model is the root of its parameters' names.</summary>
+    public string Name => "";
+
+    public ParallelContext Context { get; }
+
+    public IReadOnlyList<Parameter> Parameters { get; }
+
+    public GptConfig Config { get; }
+
+    /// <summary>The vocabulary rounded up to a multiple of TP: rows of the embedding and output weights.</summary>
+    public int PaddedVocabSize { get; }
+
+    public VocabParallelEmbedding Embedding { get; }
+
+    public IReadOnlyList<TransformerLayer> Layers => _layers;
+
+    public Norm FinalNorm { get; }
+
+    public ColumnParallelLinear OutputLayer { get; }
+
+    public VocabParallelCrossEntropy Loss { get; }
+
+    /// <summary>
+    /// Loss per token [tokens] (stats dtype; belongs to the model) of predicting <paramref name="targets"/> from
+    /// <paramref name="ids"/> (both int32 [tokens], sequence-major, the same on every rank of the group).
+    /// </summary>
+    public Tensor Forward(Tensor ids, Tensor targets, TokenShape shape)
+    {
+        int rows = Check.SequenceRows(shape, Context.SequenceParallel, Context.TensorParallelSize, "model");
+        var x = Embedding.Forward(ids, shape);
+        foreach (var layer in _layers)
+        {
+            x = layer.Forward(x, shape);
+        }
+        var h = FinalNorm.Forward(x, null, rows);
+        var logits = OutputLayer.Forward(h, shape);
+        return Loss.Forward(logits, targets, shape.Tokens);
+    }
+
+    /// <summary>Accumulates every parameter's gradient of <paramref name="lossScale"/> times the summed per-token loss.</summary>
+    public void Backward(float lossScale)
+    {
+        var dh = OutputLayer.Backward(Loss.Backward(lossScale));
+        var dx = FinalNorm.Backward(dh, null);
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            dx = _layers[i].Backward(dx);
+        }
+        Embedding.Backward(dx);
+    }
+
+    public void Dispose()
+    {
+        Embedding.Dispose();
+        foreach (var layer in _layers)
+        {
+            layer.Dispose();
+        }
+        FinalNorm.Dispose();
+        OutputLayer.Dispose();
+        Loss.Dispose();
+    }
+}

@@ -1,0 +1,16 @@
+namespace ModelParallel.Layers;
+
+/// <summary>
+/// A layer with a name, its context and its parameters (its own and those of the layers inside it).
+/// Each layer also has an explicit forward, and a backward that uses what forward kept and accumulates
+/// parameter gradients; their signatures differ from layer to layer.
+/// </summary>
+public interface IParallelLayer : IDisposable
+{
+    /// <summary>Dotted path of the layer; its parameters' names and its log records start with it.</summary>
+    string Name { get; }
+
+    ParallelContext Context { get; }
+
+    IReadOnlyList<Parameter> Parameters { get; }
+}

@@ -1,0 +1,65 @@
+using ModelParallel.Runtime;
+
+namespace ModelParallel.Tests.Layers;
+
+/// <summary>Host-side splitting and joining of row-major matrices, and transfers to and from a backend.</summary>
+internal static class HostArrays
+{
+    /// <summary>Rows [rank * rows / parts, (rank + 1) * rows / parts) of full[rows, cols].</summary>
+    public static double[] Rows(double[] full, int cols, int rank, int parts)
+    {
+        int rows = full.Length / cols / parts;
+        return full.AsSpan(rank * rows * cols, rows * cols).ToArray();
+    }
+
+    /// <summary>Columns [rank * cols / parts, (rank + 1) * cols / parts) of full[rows, cols].</summary>
+    public static double[] Columns(double[] full, int cols, int rank, int parts)
+    {
+        int rows = full.Length / cols, local = cols / parts;
+        var result = new double[rows * local];
+        for (int i = 0; i < rows; i++)
+        {
+            full.AsSpan(i * cols + rank * local, local).CopyTo(result.AsSpan(i * local, local));
+        }
+        return result;
+    }
+
+    public static double[] ConcatRows(IEnumerable<double[]> parts) => parts.SelectMany(p => p).ToArray();
+
+    /// <summary>[rows, sum of widths] from blocks [rows, width] side by side.</summary>
+    public static double[] ConcatColumns(IReadOnlyList<double[]> parts, int rows)
+    {
+        var result = new List<double>();
+        for (int i = 0; i < rows; i++)
+        {
+            foreach (var part in parts)
+            {
+                int width = part.Length / rows;
+                result.AddRange(part.AsSpan(i * width, width).ToArray());
+            }
+        }
+        return [.. result];
+    }
+
+    /// <summary>A new tensor of <paramref name="dtype"/> (the compute dtype when null) holding <paramref name="values"/>.</summary>
+    public static Tensor Upload(IBackend backend, double[] values, DType? dtype = null)
+    {
+        var t = backend.Allocate(dtype ?? backend.Compute, values.Length);
+        backend.Upload(t, values);
+        return t;
+    }
+
+    public static Tensor UploadInts(IBackend backend, int[] values)
+    {
+        var t = backend.Allocate(DType.Int32, values.Length);
+        backend.Upload(t, values);
+        return t;
+    }
+
+    public static double[] Download(Tensor t)
+    {
+        var values = new double[t.Count];
+        t.Backend.Download(t, values);
+        return values;
+    }
+}
