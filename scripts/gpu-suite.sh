@@ -44,6 +44,7 @@ if [ ! -x "$DOTNET_ROOT/dotnet" ]; then
     tar -xJf .gpu/dotnet-rt.tar.xz -C "$DOTNET_ROOT"
 fi
 dotnet="$DOTNET_ROOT/dotnet"
+export PATH="$DOTNET_ROOT:$PATH"
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build
