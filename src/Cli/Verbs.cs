@@ -16,6 +16,8 @@ public static class Verbs
 {
     public static IReadOnlyList<IVerb> All { get; } =
     [
+        new LaunchVerb(),
+        new SelfTestVerb(),
     ];
 
     public static IVerb? Find(string name) => All.FirstOrDefault(v => v.Name == name);
