@@ -102,7 +102,7 @@ public static class Rendezvous
             {
                 while (peers.Count < env.WorldSize - 1)
                 {
-                    if (!RendezvousSockets.WaitAcceptable(listener, deadline))
+                    if (!RendezvousSockets.WaitReady(listener, SelectMode.SelectRead, deadline))
                     {
                         string message = TimeoutMessage(env, own.Key, deadline.Timeout, peers.Keys);
                         SendFailure(peers.Values.Select(p => p.Socket), RendezvousStatus.TimedOut, $"rank 0 at {Where(env)}: {message}");

@@ -42,10 +42,11 @@ internal static class RendezvousSockets
         }
     }
 
-    /// <summary>Waits until <paramref name="listener"/> has a connection to accept; false when the deadline passed.</summary>
-    public static bool WaitAcceptable(Socket listener, Deadline deadline)
+    /// <summary>Waits until <paramref name="socket"/> is ready for <paramref name="mode"/>; false when the deadline passed.
+    /// Polls in slices: a single poll cannot wait longer than about 35 minutes.</summary>
+    public static bool WaitReady(Socket socket, SelectMode mode, Deadline deadline)
     {
-        while (!listener.Poll(deadline.RemainingAtMost(PollSlice), SelectMode.SelectRead))
+        while (!socket.Poll(deadline.RemainingAtMost(PollSlice), mode))
         {
             if (deadline.Expired)
             {
@@ -69,7 +70,7 @@ internal static class RendezvousSockets
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
             {
-                if (!socket.Poll(deadline.Remaining, SelectMode.SelectWrite))
+                if (!WaitReady(socket, SelectMode.SelectWrite, deadline))
                 {
                     throw new SocketException((int)SocketError.TimedOut);
                 }
@@ -94,12 +95,9 @@ internal static class RendezvousSockets
     {
         while (!buffer.IsEmpty)
         {
-            while (!socket.Poll(deadline.RemainingAtMost(PollSlice), SelectMode.SelectRead))
+            if (!WaitReady(socket, SelectMode.SelectRead, deadline))
             {
-                if (deadline.Expired)
-                {
-                    throw new SocketException((int)SocketError.TimedOut);
-                }
+                throw new SocketException((int)SocketError.TimedOut);
             }
             int received = socket.Receive(buffer);
             if (received == 0)
