@@ -35,7 +35,7 @@ public sealed class SelfTestVerb : IVerb
         BinaryPrimitives.WriteInt32LittleEndian(payload, env.Rank);
         var gathered = Rendezvous.AllGather(env, "selftest rendezvous", payload, RendezvousTimeout);
         var ranks = gathered.Select(p => BinaryPrimitives.ReadInt32LittleEndian(p));
-        Console.WriteLine($"rank {env.Rank} of {env.WorldSize} gathered {string.Join(",", ranks)}");
+        Console.WriteLine($"rank {env.Rank} of {env.WorldSize} (local {env.LocalRank} of {env.LocalWorldSize}) gathered {string.Join(",", ranks)}");
         Console.Error.WriteLine($"rank {env.Rank} finished");
         return 0;
     }

@@ -17,10 +17,29 @@ public sealed class LauncherTests
         var lines = log.Lines();
         for (int rank = 0; rank < 4; rank++)
         {
-            Assert.Contains($"[rank {rank}] rank {rank} of 4 gathered 0,1,2,3", lines);
+            Assert.Contains($"[rank {rank}] rank {rank} of 4 (local {rank} of 4) gathered 0,1,2,3", lines);
             Assert.Contains($"[rank {rank}] rank {rank} finished", lines); // written to stderr
         }
         Assert.Equal(8, lines.Length);
+    }
+
+    [Fact]
+    public void TwoNodesOfTwoRanksFormOneWorld()
+    {
+        int port = Launcher.FindFreePort();
+        var logs = new[] { new LineLog(), new LineLog() };
+        var exitCodes = RankThreads.RunAll(2, node => Launcher.Run(
+            MpChild.Options(2, "selftest", "rendezvous") with { Nnodes = 2, NodeRank = node, MasterAddr = "127.0.0.1", MasterPort = port },
+            logs[node], TestContext.Current.CancellationToken));
+        for (int node = 0; node < 2; node++)
+        {
+            Assert.True(exitCodes[node] == 0, logs[node].ToString());
+            for (int local = 0; local < 2; local++)
+            {
+                int rank = 2 * node + local;
+                Assert.Contains($"[rank {rank}] rank {rank} of 4 (local {local} of 2) gathered 0,1,2,3", logs[node].Lines());
+            }
+        }
     }
 
     [Fact]
