@@ -12,10 +12,12 @@ namespace ModelParallel.Runtime.Launch;
 /// </summary>
 /// <remarks>
 /// Each call is one round: rank 0 opens its listener (SO_REUSEADDR), collects one hello per peer, checks
-/// that every peer has the same key, world size and operation, answers every peer and closes the
-/// listener; the peers connect with retries until the timeout. Calls in sequence on one port therefore
+/// that every peer has the same key, world size and operation, closes the listener and answers every
+/// peer; the peers connect with retries until the timeout. Calls in sequence on one port therefore
 /// work, and the key tells apart calls that got out of step: a mismatch fails on rank 0 and on the peer
 /// with <see cref="InvalidOperationException"/> naming both sides, as does a rank that arrives twice.
+/// On timeout rank 0 names the missing ranks (and tells the peers that arrived); a peer that never
+/// hears from rank 0 says that rank 0 at MASTER_ADDR:MASTER_PORT never answered.
 /// A world of one rank uses no socket.
 /// </remarks>
 public static class Rendezvous
@@ -132,10 +134,13 @@ public static class Rendezvous
                     peers.Add(hello.Rank, (socket, hello));
                 }
             }
-            byte[][] gathered = [own.Payload, .. peers.Values.Select(p => p.Hello.Payload)];
-            byte[] answer = RendezvousMessages.EncodeAnswer(own.Operation == RendezvousOperation.Broadcast ? [own.Payload] : gathered);
-            Answer(own.Key, peers, answer, deadline);
-            return own.Operation == RendezvousOperation.Broadcast ? [own.Payload] : gathered;
+            // The listener is closed before anyone is answered, so a peer's connection for the next round
+            // cannot wait unseen in this round's backlog: it is refused and retried until rank 0 listens again.
+            byte[][] result = own.Operation == RendezvousOperation.Broadcast
+                ? [own.Payload]
+                : [own.Payload, .. peers.Values.Select(p => p.Hello.Payload)];
+            Answer(own.Key, peers, RendezvousMessages.EncodeAnswer(result), deadline);
+            return result;
         }
         finally
         {
