@@ -17,9 +17,11 @@ public static class Verbs
     public static IReadOnlyList<IVerb> All { get; } =
     [
         new InfoVerb(),
+        new LaunchVerb(),
         new LayerVerb(),
         new PlanVerb(),
         new NcclCheckVerb(),
+        new SelfTestVerb(),
     ];
 
     public static IVerb? Find(string name) => All.FirstOrDefault(v => v.Name == name);
