@@ -145,7 +145,7 @@ public class CommunicationOpTests
     private sealed record OpResult(double[] Forward, double[] Backward, CommunicationLog Log);
 
     private static OpResult[] RunOp(int tp, Func<ParallelContext, int, (double[] Forward, double[] Backward)> body) =>
-        Worlds.Collect(Worlds.Cpu(DType.Float32), tp, ctx =>
+        TestWorld.Cpu(DType.Float32).Collect(tp, ctx =>
         {
             var context = new ParallelContext(ctx.Backend, ctx.World);
             var (forward, backward) = body(context, ctx.Rank);
