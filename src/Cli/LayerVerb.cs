@@ -84,8 +84,16 @@ public sealed class LayerVerb : IVerb
     /// <summary>Runs the layer at <paramref name="tp"/>; outputs and gradients joined full, times and collectives of rank 0.</summary>
     private static LayerResult Execute(BackendKind backend, int tp, Options options)
     {
-        Func<RankContext, RankResult> body = ctx => RunRank(ctx, options);
-        var ranks = backend == BackendKind.Cuda ? CudaWorld.Run(tp, body) : CpuWorld.Run(tp, DType.Float32, body);
+        var ranks = new RankResult[tp];
+        Action<RankContext> body = ctx => ranks[ctx.Rank] = RunRank(ctx, options);
+        if (backend == BackendKind.Cuda)
+        {
+            CudaWorld.Run(tp, body);
+        }
+        else
+        {
+            CpuWorld.Run(tp, DType.Float32, body);
+        }
         var first = ranks[0];
         return new LayerResult(
             first.Device,

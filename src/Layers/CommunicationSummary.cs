@@ -5,57 +5,35 @@ namespace ModelParallel.Layers;
 /// <summary>The collectives of one phase (of one layer, or of everything logged), by kind.</summary>
 public sealed class CommunicationSummary
 {
-    private readonly IReadOnlyList<CollectiveRecord> _records;
+    private readonly Entry[] _entries;
 
-    public CommunicationSummary(IEnumerable<CollectiveRecord> records)
-    {
-        ArgumentNullException.ThrowIfNull(records);
-        _records = records.ToArray();
-    }
+    internal CommunicationSummary(IEnumerable<Entry> entries) => _entries = entries.Where(e => e.Count > 0).ToArray();
 
     /// <summary>Count and total bytes of the collectives of <paramref name="kind"/>.</summary>
-    public CollectiveTally this[CollectiveKind kind]
-    {
-        get
-        {
-            int count = 0;
-            long bytes = 0;
-            foreach (var r in _records)
-            {
-                if (r.Kind == kind)
-                {
-                    count++;
-                    bytes += r.Bytes;
-                }
-            }
-            return new CollectiveTally(count, bytes);
-        }
-    }
+    public CollectiveTally this[CollectiveKind kind] =>
+        _entries.Where(e => e.Kind == kind).Select(e => new CollectiveTally(e.Count, e.Bytes)).SingleOrDefault();
 
     /// <summary>Number of collectives of every kind.</summary>
-    public int TotalCount => _records.Count;
+    public int TotalCount => _entries.Sum(e => e.Count);
 
     /// <summary>Bytes of the collectives of every kind.</summary>
-    public long TotalBytes => _records.Sum(r => r.Bytes);
+    public long TotalBytes => _entries.Sum(e => e.Bytes);
 
-    /// <summary>"2 all-reduces of 16384 B", kinds joined by "; ", or "none".</summary>
+    /// <summary>"2 all-reduces of 16384 B" (or "3 all-gathers, 20480 B in total" when sizes differ), kinds joined by "; ", or "none".</summary>
     public override string ToString()
     {
-        var parts = new List<string>();
-        foreach (var kind in Enum.GetValues<CollectiveKind>())
+        if (_entries.Length == 0)
         {
-            var sizes = _records.Where(r => r.Kind == kind).Select(r => r.Bytes).ToArray();
-            if (sizes.Length == 0)
-            {
-                continue;
-            }
-            string name = Describe(kind) + (sizes.Length == 1 ? "" : "s");
-            string count = sizes.Length.ToString(CultureInfo.InvariantCulture);
-            parts.Add(sizes.All(s => s == sizes[0])
-                ? $"{count} {name} of {sizes[0].ToString(CultureInfo.InvariantCulture)} B"
-                : $"{count} {name}, {sizes.Sum().ToString(CultureInfo.InvariantCulture)} B in total");
+            return "none";
         }
-        return parts.Count == 0 ? "none" : string.Join("; ", parts);
+        return string.Join("; ", _entries.Select(e =>
+        {
+            string count = e.Count.ToString(CultureInfo.InvariantCulture);
+            string name = Describe(e.Kind) + (e.Count == 1 ? "" : "s");
+            return e.MinBytes == e.MaxBytes
+                ? $"{count} {name} of {e.MinBytes.ToString(CultureInfo.InvariantCulture)} B"
+                : $"{count} {name}, {e.Bytes.ToString(CultureInfo.InvariantCulture)} B in total";
+        }));
     }
 
     private static string Describe(CollectiveKind kind) => kind switch
@@ -65,4 +43,7 @@ public sealed class CommunicationSummary
         CollectiveKind.ReduceScatter => "reduce-scatter",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown collective kind"),
     };
+
+    /// <summary>The collectives of one kind: how many, their bytes in total, the smallest and the largest.</summary>
+    internal readonly record struct Entry(CollectiveKind Kind, int Count, long Bytes, long MinBytes, long MaxBytes);
 }

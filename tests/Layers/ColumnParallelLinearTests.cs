@@ -31,20 +31,20 @@ public class ColumnParallelLinearTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void MatchesSingleRankReference(int tp, bool bias, bool gatherOutput, bool sp, LinearActivation activation) =>
-        AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, bias, gatherOutput, sp, activation, 1e-5);
+        AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, bias, gatherOutput, sp, activation, 1e-5);
 
     /// <summary>The run at <paramref name="tp"/> on <paramref name="world"/> against TP = 1 in float64 on the CPU: the output
     /// joined from column blocks (unless gathered), the input gradient joined from token shards with sequence parallelism.</summary>
-    internal static void AssertMatchesReference(WorldRunner world, int tp, bool bias, bool gatherOutput, bool sp,
+    internal static void AssertMatchesReference(TestWorld world, int tp, bool bias, bool gatherOutput, bool sp,
         LinearActivation activation, double tol)
     {
         Func<ParallelContext, LayerStep> build = c => LayerStep.Of(
             new ColumnParallelLinear(c, "linear", In, Out, bias, gatherOutput, skipBiasAdd: false, sp, activation));
         var rng = TestRandom.Create();
-        var weights = RandomWeights.For(rng, c => build(c).Layer);
-        var input = Numerics.RandomArray(rng, Shape.Tokens * In);
-        var outputGrad = Numerics.RandomArray(rng, Shape.Tokens * Out);
-        var reference = LayerHarness.Run(Worlds.Cpu(DType.Float64), 1, false, build, weights, Shape, _ => input, _ => outputGrad)[0];
+        var weights = world.Representable(RandomWeights.For(rng, c => build(c).Layer));
+        var input = world.Representable(Numerics.RandomArray(rng, Shape.Tokens * In));
+        var outputGrad = world.Representable(Numerics.RandomArray(rng, Shape.Tokens * Out));
+        var reference = LayerHarness.Run(TestWorld.Cpu(DType.Float64), 1, false, build, weights, Shape, _ => input, _ => outputGrad)[0];
         var runs = LayerHarness.Run(world, tp, sp, build, weights, Shape,
             r => sp ? HostArrays.Rows(input, In, r, tp) : input,
             r => gatherOutput ? outputGrad : HostArrays.Columns(outputGrad, Out, r, tp));
@@ -63,7 +63,7 @@ public class ColumnParallelLinearTests
         var weights = RandomWeights.For(rng, c => new ColumnParallelLinear(c, "linear", In, Out));
         var input = Numerics.RandomArray(rng, Shape.Tokens * In);
         var expected = HostLinear(input, weights["linear.weight"], weights["linear.bias"], Shape.Tokens, In, Out);
-        var output = Worlds.Collect(Worlds.Cpu(DType.Float64), 1, ctx =>
+        var output = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
         {
             using var layer = new ColumnParallelLinear(new ParallelContext(ctx.Backend, ctx.World), "linear", In, Out);
             layer.Load(weights);
@@ -82,7 +82,7 @@ public class ColumnParallelLinearTests
         var weights = RandomWeights.For(rng, c => new ColumnParallelLinear(c, "linear", In, Out));
         var input = Numerics.RandomArray(rng, Shape.Tokens * In);
         var outputGrad = Numerics.RandomArray(rng, Shape.Tokens * Out);
-        var runs = LayerHarness.Run(Worlds.Cpu(DType.Float64), tp, false,
+        var runs = LayerHarness.Run(TestWorld.Cpu(DType.Float64), tp, false,
             c => LayerStep.Of(new ColumnParallelLinear(c, "linear", In, Out, bias: true, gatherOutput: true, skipBiasAdd: true)),
             weights, Shape, _ => input, _ => outputGrad);
         var expected = HostLinear(input, weights["linear.weight"], new double[Out], Shape.Tokens, In, Out);

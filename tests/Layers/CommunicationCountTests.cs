@@ -19,7 +19,7 @@ public class CommunicationCountTests
     [MemberData(nameof(Cases))]
     public void MlpIssuesOneCollectivePerDirection(int tp, bool sp)
     {
-        var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp,
+        var runs = LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp,
             ParallelMlpTests.Build(MlpActivation.SwiGlu, bias: true), ParallelMlpTests.Shape, Hidden, 1e-5);
         AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1, ActivationBytes);
         Assert.All(runs, r => Assert.Equal(0, r.GradientSync.TotalCount));
@@ -29,8 +29,8 @@ public class CommunicationCountTests
     [MemberData(nameof(Cases))]
     public void AttentionIssuesOneCollectivePerDirection(int tp, bool sp)
     {
-        var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp,
-            ParallelAttentionTests.Build(8, 4, bias: true), ParallelAttentionTests.Shape, Hidden, 1e-5);
+        var runs = LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp,
+            ParallelAttentionTests.Build(Hidden, 8, 4, bias: true), ParallelAttentionTests.Shape, Hidden, 1e-5);
         AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1, ActivationBytes);
         Assert.All(runs, r => Assert.Equal(0, r.GradientSync.TotalCount));
     }
@@ -40,7 +40,7 @@ public class CommunicationCountTests
     public void TransformerLayerIssuesTwoCollectivesPerDirection(int tp, bool sp)
     {
         var config = TransformerLayerTests.Gpt2;
-        var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp,
+        var runs = LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp,
             TransformerLayerTests.Build(config), TransformerLayerTests.Shape, Hidden, 1e-5);
         AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 2, ActivationBytes);
         foreach (var run in runs)
@@ -57,7 +57,7 @@ public class CommunicationCountTests
     {
         // 2 key/value heads at TP 4: each is held by 2 ranks; head dim 8, no bias.
         var config = TransformerLayerTests.Llama;
-        var runs = LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), 4, true,
+        var runs = LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), 4, true,
             TransformerLayerTests.Build(config), TransformerLayerTests.Shape, Hidden, 1e-5);
         long kvRows = 2 * (Hidden / config.AttentionHeads);
         foreach (var run in runs)
@@ -71,7 +71,7 @@ public class CommunicationCountTests
     [MemberData(nameof(Cases))]
     public void GptModelIssuesMegatronsCollectives(int tp, bool sp)
     {
-        var runs = GptModelTests.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp, 96, 1e-5);
+        var runs = GptModelTests.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp, GptModelTests.Config(96), 1e-5);
         int tokens = GptModelTests.Shape.Tokens;
         const int layers = 2;
         foreach (var run in runs)

@@ -15,25 +15,26 @@ public class GptModelTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void MatchesSingleRankReference(int tp, bool sp) => AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp, 96, 1e-5);
+    public void MatchesSingleRankReference(int tp, bool sp) => AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp, Config(96), 1e-5);
 
     [Theory]
     [InlineData(2, false)]
     [InlineData(4, true)]
-    public void PaddedVocabularyComputesTheSameLoss(int tp, bool sp) => AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp, 97, 1e-5);
+    public void PaddedVocabularyComputesTheSameLoss(int tp, bool sp) => AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp, Config(97), 1e-5);
 
     /// <summary>
-    /// The reference at TP = 1 in float64 has the unpadded vocabulary; the run at <paramref name="tp"/> pads the
-    /// embedding and output weights with random rows that must change nothing and receive no gradient.
+    /// The reference at TP = 1 in float64 on the CPU has the unpadded vocabulary; the run at <paramref name="tp"/> on
+    /// <paramref name="world"/> pads the embedding and output weights with random rows that must change nothing and
+    /// receive no gradient.
     /// </summary>
-    internal static GptRun[] AssertMatchesReference(WorldRunner world, int tp, bool sp, int vocab, double tol)
+    internal static GptRun[] AssertMatchesReference(TestWorld world, int tp, bool sp, GptConfig config, double tol)
     {
         var rng = TestRandom.Create();
-        var config = Config(vocab);
-        var weights = RandomWeights.For(rng, c => new GptModel(c, config));
+        int vocab = config.VocabSize;
+        var weights = world.Representable(RandomWeights.For(rng, c => new GptModel(c, config)));
         var ids = GptRun.RandomTokens(rng, Shape.Tokens, vocab);
         var targets = GptRun.RandomTokens(rng, Shape.Tokens, vocab);
-        var reference = GptRun.Run(Worlds.Cpu(DType.Float64), 1, false, config, weights, ids, targets, Shape)[0];
+        var reference = GptRun.Run(TestWorld.Cpu(DType.Float64), 1, false, config, weights, ids, targets, Shape)[0];
         int padded = VocabParallelEmbedding.PaddedVocabSize(vocab, tp);
         int hidden = config.Transformer.HiddenSize;
         var paddedWeights = weights.ToDictionary(w => w.Key, w => IsVocabWeight(w.Key)

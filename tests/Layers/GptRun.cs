@@ -12,9 +12,9 @@ internal sealed record GptRun(
     CommunicationSummary GradientSync)
 {
     /// <summary>On each rank: the model with <paramref name="weights"/>, forward on ids and targets, backward of the mean loss.</summary>
-    public static GptRun[] Run(WorldRunner world, int tp, bool sequenceParallel, GptConfig config,
+    public static GptRun[] Run(TestWorld world, int tp, bool sequenceParallel, GptConfig config,
         IReadOnlyDictionary<string, double[]> weights, int[] ids, int[] targets, TokenShape shape) =>
-        Worlds.Collect(world, tp, ctx =>
+        world.Collect(tp, ctx =>
         {
             var context = new ParallelContext(ctx.Backend, ctx.World, sequenceParallel);
             using var model = new GptModel(context, config);

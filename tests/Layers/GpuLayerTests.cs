@@ -13,6 +13,17 @@ public class GpuLayerTests
 {
     private const double Tol = 1e-2;
 
+    // The CUDA attention kernels take head dimensions of 64 and 128, so these layers are wider than the CPU tests'.
+
+    /// <summary>SwiGLU, RMSNorm, grouped-query attention with 2 key/value heads (replicated at TP 4), no biases.</summary>
+    private static readonly TransformerConfig Llama = new(512, AttentionHeads: 8, QueryGroups: 2, FfnHiddenSize: 1024);
+
+    /// <summary>GeLU, LayerNorm, multi-head attention, biases.</summary>
+    private static readonly TransformerConfig Gpt2 = new(256, AttentionHeads: 4, QueryGroups: 4, FfnHiddenSize: 512,
+        MlpActivation.Gelu, NormKind.LayerNorm, AddBiasLinear: true);
+
+    private static readonly TokenShape Shape = new(6, 2);
+
     public static TheoryData<int, bool> Cases => new() { { 1, false }, { 1, true }, { 2, false }, { 2, true }, { 4, false }, { 4, true } };
 
     [Theory]
@@ -52,13 +63,13 @@ public class GpuLayerTests
     public void AttentionMatchesCpuReferenceWithOneCollectivePerDirection(int tp, bool sp)
     {
         var world = Gpus(tp);
-        // Multi-head with biases; grouped-query with 2 key/value heads, replicated at TP 4.
-        foreach (var (heads, kvHeads, bias) in new[] { (4, 4, true), (8, 2, false) })
+        foreach (var config in new[] { Llama, Gpt2 })
         {
-            var runs = LayerHarness.AssertMatchesReference(world, tp, sp, ParallelAttentionTests.Build(heads, kvHeads, bias),
-                ParallelAttentionTests.Shape, ParallelAttentionTests.Hidden, Tol);
+            var runs = LayerHarness.AssertMatchesReference(world, tp, sp,
+                ParallelAttentionTests.Build(config.HiddenSize, config.AttentionHeads, config.QueryGroups, config.AddBiasLinear),
+                Shape, config.HiddenSize, Tol);
             CommunicationCountTests.AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 1,
-                ActivationBytes(ParallelAttentionTests.Shape, ParallelAttentionTests.Hidden));
+                ActivationBytes(Shape, config.HiddenSize));
         }
     }
 
@@ -67,12 +78,11 @@ public class GpuLayerTests
     public void TransformerLayerMatchesCpuReferenceWithTwoCollectivesPerDirection(int tp, bool sp)
     {
         var world = Gpus(tp);
-        foreach (var config in new[] { TransformerLayerTests.Llama, TransformerLayerTests.Gpt2 })
+        foreach (var config in new[] { Llama, Gpt2 })
         {
-            var runs = LayerHarness.AssertMatchesReference(world, tp, sp, TransformerLayerTests.Build(config),
-                TransformerLayerTests.Shape, TransformerLayerTests.Hidden, Tol);
+            var runs = LayerHarness.AssertMatchesReference(world, tp, sp, TransformerLayerTests.Build(config), Shape, config.HiddenSize, Tol);
             CommunicationCountTests.AssertPerDirection(runs.Select(r => (r.Forward, r.Backward)), tp, sp, 2,
-                ActivationBytes(TransformerLayerTests.Shape, TransformerLayerTests.Hidden));
+                ActivationBytes(Shape, config.HiddenSize));
         }
     }
 
@@ -81,10 +91,10 @@ public class GpuLayerTests
     public void GptModelMatchesCpuReference(int tp, bool sp)
     {
         var world = Gpus(tp);
-        GptModelTests.AssertMatchesReference(world, tp, sp, 96, Tol);
+        GptModelTests.AssertMatchesReference(world, tp, sp, new GptConfig(96, 2, Llama), Tol);
         if (tp > 1)
         {
-            GptModelTests.AssertMatchesReference(world, tp, sp, 97, Tol);
+            GptModelTests.AssertMatchesReference(world, tp, sp, new GptConfig(97, 2, Gpt2), Tol);
         }
     }
 
@@ -92,7 +102,7 @@ public class GpuLayerTests
     private static long ActivationBytes(TokenShape shape, int hidden) => (long)shape.Tokens * hidden * DType.BFloat16.Size();
 
     /// <summary>A CUDA world of <paramref name="gpus"/> ranks; skips the test when fewer GPUs can be used.</summary>
-    private static WorldRunner Gpus(int gpus)
+    private static TestWorld Gpus(int gpus)
     {
         if (!CudaBackend.TryGetDeviceCount(out int count, out string reason))
         {
@@ -102,6 +112,6 @@ public class GpuLayerTests
         {
             Assert.Skip($"needs {gpus} GPUs, {count} present");
         }
-        return (ranks, body) => CudaWorld.Run(ranks, body);
+        return new TestWorld(DType.BFloat16, (ranks, body) => CudaWorld.Run(ranks, body));
     }
 }

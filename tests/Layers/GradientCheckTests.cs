@@ -27,7 +27,7 @@ public class GradientCheckTests
         var input = Numerics.RandomArray(rng, count);
         var inputDirection = Numerics.RandomArray(rng, count);
         var projection = Numerics.RandomArray(rng, count);
-        var (analytic, numeric) = Worlds.Collect(Worlds.Cpu(DType.Float64), 1, ctx =>
+        var (analytic, numeric) = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
         {
             using var layer = new TransformerLayer(new ParallelContext(ctx.Backend, ctx.World), "layer", config);
             double Loss(double sign)
@@ -57,7 +57,7 @@ public class GradientCheckTests
         var direction = Direction(rng, weights);
         var ids = GptRun.RandomTokens(rng, shape.Tokens, config.VocabSize);
         var targets = GptRun.RandomTokens(rng, shape.Tokens, config.VocabSize);
-        var (analytic, numeric) = Worlds.Collect(Worlds.Cpu(DType.Float64), 1, ctx =>
+        var (analytic, numeric) = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
         {
             using var model = new GptModel(new ParallelContext(ctx.Backend, ctx.World), config);
             using var idTensor = HostArrays.UploadInts(ctx.Backend, ids);

@@ -18,7 +18,7 @@ public class InitializationTests
         var input = Numerics.RandomArray(TestRandom.Create(), Shape.Tokens * config.HiddenSize);
         int seed = Random.Shared.Next();
         (Dictionary<string, double[]> Weights, double[] Output)[] Run(int degree) =>
-            Worlds.Collect(Worlds.Cpu(DType.Float64), degree, ctx =>
+            TestWorld.Cpu(DType.Float64).Collect(degree, ctx =>
             {
                 using var layer = new TransformerLayer(new ParallelContext(ctx.Backend, ctx.World, seed: seed), "layer", config);
                 using var x = HostArrays.Upload(ctx.Backend, input);
@@ -39,7 +39,7 @@ public class InitializationTests
     public void SeededInitFollowsMegatronsDefaults()
     {
         var config = TransformerLayerTests.Gpt2;
-        var weights = Worlds.Collect(Worlds.Cpu(DType.Float64), 1, ctx =>
+        var weights = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
         {
             using var layer = new TransformerLayer(new ParallelContext(ctx.Backend, ctx.World, seed: 7), "layer", config);
             return layer.Save();
@@ -61,7 +61,7 @@ public class InitializationTests
     public void SaveReturnsWhatWasLoaded(int tp)
     {
         var weights = RandomWeights.For(TestRandom.Create(), c => new GptModel(c, GptModelTests.Config(96)));
-        var saved = Worlds.Collect(Worlds.Cpu(DType.Float64), tp, ctx =>
+        var saved = TestWorld.Cpu(DType.Float64).Collect(tp, ctx =>
         {
             using var model = new GptModel(new ParallelContext(ctx.Backend, ctx.World), GptModelTests.Config(96));
             model.Load(weights);
@@ -86,7 +86,7 @@ public class InitializationTests
         int hidden = TransformerLayerTests.Hidden;
         var input = Numerics.RandomArray(rng, Shape.Tokens * hidden);
         var outputGrad = Numerics.RandomArray(rng, Shape.Tokens * hidden);
-        var results = Worlds.Collect(Worlds.Cpu(DType.Float64), 2, ctx =>
+        var results = TestWorld.Cpu(DType.Float64).Collect(2, ctx =>
         {
             var step = build(new ParallelContext(ctx.Backend, ctx.World, sequenceParallel: true));
             using var layer = step.Layer;

@@ -11,9 +11,9 @@ internal static class LayerHarness
     /// On each rank: builds the layer, loads <paramref name="weights"/>, runs forward on the rank's input and
     /// backward on the rank's output gradient, finalizes the gradients and saves them full.
     /// </summary>
-    public static LayerRun[] Run(WorldRunner world, int tp, bool sequenceParallel, Func<ParallelContext, LayerStep> build,
+    public static LayerRun[] Run(TestWorld world, int tp, bool sequenceParallel, Func<ParallelContext, LayerStep> build,
         IReadOnlyDictionary<string, double[]> weights, TokenShape shape, Func<int, double[]> inputOf, Func<int, double[]> outputGradOf) =>
-        Worlds.Collect(world, tp, ctx =>
+        world.Collect(tp, ctx =>
         {
             var context = new ParallelContext(ctx.Backend, ctx.World, sequenceParallel);
             var step = build(context);
@@ -30,18 +30,18 @@ internal static class LayerHarness
 
     /// <summary>
     /// For a layer mapping [tokens, hidden] to [tokens, hidden] (token shards with sequence parallelism): random
-    /// weights, input and output gradient; the reference at TP = 1 in float64 on the CPU; the run at
+    /// weights, input and output gradient (held exactly by the world's compute dtype); the reference at TP = 1 in float64 on the CPU; the run at
     /// <paramref name="tp"/> on <paramref name="world"/>; output, input gradient and every parameter gradient of
     /// every rank compared within <paramref name="tol"/>. Returns the runs for further checks.
     /// </summary>
-    public static LayerRun[] AssertMatchesReference(WorldRunner world, int tp, bool sequenceParallel,
+    public static LayerRun[] AssertMatchesReference(TestWorld world, int tp, bool sequenceParallel,
         Func<ParallelContext, LayerStep> build, TokenShape shape, int hidden, double tol)
     {
         var rng = TestRandom.Create();
-        var weights = RandomWeights.For(rng, c => build(c).Layer);
-        var input = Numerics.RandomArray(rng, shape.Tokens * hidden);
-        var outputGrad = Numerics.RandomArray(rng, shape.Tokens * hidden);
-        var reference = Run(Worlds.Cpu(DType.Float64), 1, false, build, weights, shape, _ => input, _ => outputGrad)[0];
+        var weights = world.Representable(RandomWeights.For(rng, c => build(c).Layer));
+        var input = world.Representable(Numerics.RandomArray(rng, shape.Tokens * hidden));
+        var outputGrad = world.Representable(Numerics.RandomArray(rng, shape.Tokens * hidden));
+        var reference = Run(TestWorld.Cpu(DType.Float64), 1, false, build, weights, shape, _ => input, _ => outputGrad)[0];
         Func<double[], Func<int, double[]>> shardOf = full => sequenceParallel ? r => HostArrays.Rows(full, hidden, r, tp) : _ => full;
         var runs = Run(world, tp, sequenceParallel, build, weights, shape, shardOf(input), shardOf(outputGrad));
         AssertRuns(runs, reference, sequenceParallel, tol, $"TP={tp}{(sequenceParallel ? " SP" : "")}");

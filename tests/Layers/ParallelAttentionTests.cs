@@ -31,8 +31,8 @@ public class ParallelAttentionTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void MatchesSingleRankReference(int tp, bool sp, int heads, int kvHeads, bool bias) =>
-        LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp, Build(heads, kvHeads, bias), Shape, Hidden, 1e-5);
+        LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp, Build(Hidden, heads, kvHeads, bias), Shape, Hidden, 1e-5);
 
-    internal static Func<ParallelContext, LayerStep> Build(int heads, int kvHeads, bool bias) =>
-        c => LayerStep.Of(new ParallelAttention(c, "attention", Hidden, heads, kvHeads, bias));
+    internal static Func<ParallelContext, LayerStep> Build(int hidden, int heads, int kvHeads, bool bias) =>
+        c => LayerStep.Of(new ParallelAttention(c, "attention", hidden, heads, kvHeads, bias));
 }

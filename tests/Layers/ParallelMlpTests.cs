@@ -29,7 +29,7 @@ public class ParallelMlpTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void MatchesSingleRankReference(int tp, bool sp, MlpActivation activation, bool bias) =>
-        LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp, Build(activation, bias), Shape, Hidden, 1e-5);
+        LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp, Build(activation, bias), Shape, Hidden, 1e-5);
 
     internal static Func<ParallelContext, LayerStep> Build(MlpActivation activation, bool bias) =>
         c => LayerStep.Of(new ParallelMlp(c, "mlp", Hidden, Ffn, activation, bias));

@@ -9,7 +9,7 @@ internal static class RandomWeights
     /// <summary>Builds the layer once (one rank, float64) to learn its parameters, then draws their full weights.</summary>
     public static Dictionary<string, double[]> For(Random rng, Func<ParallelContext, IParallelLayer> build)
     {
-        var shapes = Worlds.Collect(Worlds.Cpu(DType.Float64), 1, ctx =>
+        var shapes = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
         {
             using var layer = build(new ParallelContext(ctx.Backend, ctx.World));
             return layer.Parameters.Select(p => (p.Name, p.Rows, p.Columns)).ToArray();

@@ -30,18 +30,18 @@ public class RowParallelLinearTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void MatchesSingleRankReference(int tp, bool bias, bool inputIsParallel, bool sp) =>
-        AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, bias, inputIsParallel, sp, 1e-5);
+        AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, bias, inputIsParallel, sp, 1e-5);
 
     /// <summary>The run at <paramref name="tp"/> on <paramref name="world"/> against TP = 1 in float64 on the CPU: the output
     /// joined from token shards with sequence parallelism, the input gradient from column blocks when the input is parallel.</summary>
-    internal static void AssertMatchesReference(WorldRunner world, int tp, bool bias, bool inputIsParallel, bool sp, double tol)
+    internal static void AssertMatchesReference(TestWorld world, int tp, bool bias, bool inputIsParallel, bool sp, double tol)
     {
         Func<ParallelContext, LayerStep> build = c => LayerStep.Of(new RowParallelLinear(c, "linear", In, Out, bias, inputIsParallel, sp));
         var rng = TestRandom.Create();
-        var weights = RandomWeights.For(rng, c => build(c).Layer);
-        var input = Numerics.RandomArray(rng, Shape.Tokens * In);
-        var outputGrad = Numerics.RandomArray(rng, Shape.Tokens * Out);
-        var reference = LayerHarness.Run(Worlds.Cpu(DType.Float64), 1, false, build, weights, Shape, _ => input, _ => outputGrad)[0];
+        var weights = world.Representable(RandomWeights.For(rng, c => build(c).Layer));
+        var input = world.Representable(Numerics.RandomArray(rng, Shape.Tokens * In));
+        var outputGrad = world.Representable(Numerics.RandomArray(rng, Shape.Tokens * Out));
+        var reference = LayerHarness.Run(TestWorld.Cpu(DType.Float64), 1, false, build, weights, Shape, _ => input, _ => outputGrad)[0];
         var runs = LayerHarness.Run(world, tp, sp, build, weights, Shape,
             r => inputIsParallel ? HostArrays.Columns(input, In, r, tp) : input,
             r => sp ? HostArrays.Rows(outputGrad, Out, r, tp) : outputGrad);
@@ -60,7 +60,7 @@ public class RowParallelLinearTests
         var weights = RandomWeights.For(rng, c => new RowParallelLinear(c, "linear", In, Out));
         var input = Numerics.RandomArray(rng, Shape.Tokens * In);
         var expected = ColumnParallelLinearTests.HostLinear(input, weights["linear.weight"], weights["linear.bias"], Shape.Tokens, In, Out);
-        var outputs = Worlds.Collect(Worlds.Cpu(DType.Float64), 2, ctx =>
+        var outputs = TestWorld.Cpu(DType.Float64).Collect(2, ctx =>
         {
             using var layer = new RowParallelLinear(new ParallelContext(ctx.Backend, ctx.World), "linear", In, Out);
             layer.Load(weights);

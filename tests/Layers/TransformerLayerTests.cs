@@ -35,7 +35,7 @@ public class TransformerLayerTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void MatchesSingleRankReference(int tp, bool sp, string config) =>
-        LayerHarness.AssertMatchesReference(Worlds.Cpu(DType.Float32), tp, sp, Build(Config(config)), Shape, Hidden, 1e-5);
+        LayerHarness.AssertMatchesReference(TestWorld.Cpu(DType.Float32), tp, sp, Build(Config(config)), Shape, Hidden, 1e-5);
 
     internal static TransformerConfig Config(string name) => name == nameof(Llama) ? Llama : Gpt2;
 
