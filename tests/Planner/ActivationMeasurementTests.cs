@@ -58,7 +58,7 @@ public sealed class ActivationMeasurementTests
         var rows = sp ? shape.Tokens / tp : shape.Tokens;
         var inputs = Enumerable.Range(0, tp).Select(_ => Numerics.RandomArray(rng, rows * config.HiddenSize)).ToArray();
 
-        var measured = Worlds.Collect(Worlds.Cpu(DType.Float32), tp, ctx =>
+        var measured = TestWorld.Cpu(DType.Float32).Collect(tp, ctx =>
         {
             var context = new ParallelContext(ctx.Backend, ctx.World, sp);
             using var layer = new TransformerLayer(context, "layer", config);
