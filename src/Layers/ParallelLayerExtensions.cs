@@ -31,14 +31,14 @@ public static class ParallelLayerExtensions
             long offset = 0;
             foreach (var (grad, r) in parts)
             {
-                kernels.Copy2D(packed.Slice(offset, r.Count), checked((int)r.Count), grad.Slice(r.Offset, r.Count), checked((int)r.Count), 1, checked((int)r.Count));
+                Copy(kernels, packed.Slice(offset, r.Count), grad.Slice(r.Offset, r.Count));
                 offset += r.Count;
             }
             context.AllReduce(group.Key, packed, ReduceOp.Sum, layer.Name, CommunicationPhase.GradientSync);
             offset = 0;
             foreach (var (grad, r) in parts)
             {
-                kernels.Copy2D(grad.Slice(r.Offset, r.Count), checked((int)r.Count), packed.Slice(offset, r.Count), checked((int)r.Count), 1, checked((int)r.Count));
+                Copy(kernels, grad.Slice(r.Offset, r.Count), packed.Slice(offset, r.Count));
                 offset += r.Count;
             }
         }
@@ -69,4 +69,11 @@ public static class ParallelLayerExtensions
     /// <summary>Collectives the layer (and the layers inside it) issued in <paramref name="phase"/> since the log was cleared.</summary>
     public static CommunicationSummary Communication(this IParallelLayer layer, CommunicationPhase phase) =>
         layer.Context.Log.Summarize(phase, layer.Name);
+
+    /// <summary>dst = src, as one row of a strided copy (same dtype and count).</summary>
+    private static void Copy(IKernels kernels, Tensor dst, Tensor src)
+    {
+        int count = checked((int)src.Count);
+        kernels.Copy2D(dst, count, src, count, 1, count);
+    }
 }

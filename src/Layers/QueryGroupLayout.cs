@@ -27,7 +27,6 @@ internal sealed class QueryGroupLayout
         }
         Heads = heads;
         KvHeads = kvHeads;
-        TensorParallelSize = tensorParallelSize;
         LocalGroups = Math.Max(kvHeads / tensorParallelSize, 1);
         Replicas = Math.Max(tensorParallelSize / kvHeads, 1);
         LocalQueryHeadsPerGroup = LocalHeads / LocalGroups;
@@ -38,8 +37,6 @@ internal sealed class QueryGroupLayout
     public int KvHeads { get; }
 
     public int HeadDim { get; }
-
-    public int TensorParallelSize { get; }
 
     public int QueryHeadsPerGroup { get; }
 
