@@ -58,7 +58,7 @@ public static unsafe class CudaWorld
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(gpus);
         ArgumentNullException.ThrowIfNull(body);
         var results = new T[gpus];
-        Run(gpus, context => results[context.Rank] = body(context));
+        Run(gpus, context => { results[context.Rank] = body(context); });
         return results;
     }
 
