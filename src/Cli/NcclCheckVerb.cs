@@ -140,7 +140,7 @@ public sealed class NcclCheckVerb : IVerb
 
     private static double[] Inputs(int seed, int rank, DType dtype, int count)
     {
-        var rng = new Random(HashCode.Combine(seed, rank, dtype));
+        var rng = new Random(unchecked((seed * 31 + rank) * 31 + (int)dtype)); // the same in every process (HashCode is salted per process)
         return [.. Enumerable.Range(0, count).Select(_ =>
         {
             double value = 2 * rng.NextDouble() - 1;

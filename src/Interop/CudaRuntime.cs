@@ -144,6 +144,10 @@ internal static unsafe partial class CudaRuntime
     [LibraryImport(Library, EntryPoint = "cudaStreamBeginCapture")]
     public static partial int StreamBeginCapture(nint stream, int mode);
 
+    /// <summary>pCaptureStatus: 0 none, 1 active, 2 invalidated (cudaStreamCaptureStatus).</summary>
+    [LibraryImport(Library, EntryPoint = "cudaStreamIsCapturing")]
+    public static partial int StreamIsCapturing(nint stream, int* captureStatus);
+
     [LibraryImport(Library, EntryPoint = "cudaStreamEndCapture")]
     public static partial int StreamEndCapture(nint stream, nint* graph);
 

@@ -16,6 +16,9 @@ public sealed unsafe class CublasLtGemm : IDisposable
 {
     public const long WorkspaceBytes = 32L << 20;
 
+    /// <summary>How many heuristic candidates a new shape is timed with.</summary>
+    private const int TuningCandidates = 8;
+
     private readonly CudaBackend _backend;
     private readonly CublasLtHandle _handle;
     private readonly MatmulPreferenceHandle _preference;
@@ -93,11 +96,11 @@ public sealed unsafe class CublasLtGemm : IDisposable
         {
             SetPointer(desc, CublasLt.DescEpilogueAuxPointer, aux.Pointer, "EPILOGUE_AUX_POINTER");
         }
-        var algo = plan.Algorithm;
-        nint cLayout = plan.C.DangerousGetHandle();
-        int status = CublasLt.Matmul(_handle.DangerousGetHandle(), desc, &alpha,
-            b.Pointer, plan.A.DangerousGetHandle(), a.Pointer, plan.B.DangerousGetHandle(), &beta,
-            c.Pointer, cLayout, c.Pointer, cLayout, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _backend.Stream.Handle);
+        if (!plan.Tuned && beta == 0f && !_backend.Stream.IsCapturing)
+        {
+            Tune(plan, c, a, b, alpha);
+        }
+        int status = Issue(plan, plan.Algorithm, c, a, b, alpha, beta);
         // Some epilogue type combinations pass the heuristic but are refused by cublasLtMatmul's own checks, which
         // run before anything is launched: such a plan falls back to the unfused form from its first use on.
         if (!plan.Used && epilogue != CublasLt.EpilogueDefault &&
@@ -149,7 +152,7 @@ public sealed unsafe class CublasLtGemm : IDisposable
             // The aux leading dimension must be a multiple of 8: without it no fused kernel exists.
             if (!key.HasAux || key.N % 8 == 0)
             {
-                plan.SetAlgorithm(Heuristic(key, desc, plan));
+                plan.SetCandidates(Heuristic(key, desc, plan));
             }
             return plan;
         }
@@ -160,28 +163,76 @@ public sealed unsafe class CublasLtGemm : IDisposable
         }
     }
 
-    private CublasLtMatmulAlgo? Heuristic(GemmPlanKey key, nint desc, GemmPlan plan)
+    private CublasLtMatmulAlgo[] Heuristic(GemmPlanKey key, nint desc, GemmPlan plan)
     {
         nint preference = _preference.DangerousGetHandle();
         SetAlignment(preference, CublasLt.PrefMinAlignmentABytes, key.AlignB, "MIN_ALIGNMENT_A_BYTES");
         SetAlignment(preference, CublasLt.PrefMinAlignmentBBytes, key.AlignA, "MIN_ALIGNMENT_B_BYTES");
         SetAlignment(preference, CublasLt.PrefMinAlignmentCBytes, key.AlignC, "MIN_ALIGNMENT_C_BYTES");
         SetAlignment(preference, CublasLt.PrefMinAlignmentDBytes, key.AlignC, "MIN_ALIGNMENT_D_BYTES");
-        CublasLtHeuristicResult result;
+        var results = stackalloc CublasLtHeuristicResult[TuningCandidates];
         int returned = 0;
         nint cLayout = plan.C.DangerousGetHandle();
         int status = CublasLt.MatmulAlgoGetHeuristic(_handle.DangerousGetHandle(), desc, plan.A.DangerousGetHandle(),
-            plan.B.DangerousGetHandle(), cLayout, cLayout, preference, 1, &result, &returned);
+            plan.B.DangerousGetHandle(), cLayout, cLayout, preference, TuningCandidates, results, &returned);
         bool fused = key.Epilogue != CublasLt.EpilogueDefault;
         if (fused && status is CublasLt.StatusNotSupported or CublasLt.StatusInvalidValue)
         {
-            return null;
+            return [];
         }
         if (status != CublasLt.StatusNotSupported)
         {
             Status.CheckCublas(status, $"cublasLtMatmulAlgoGetHeuristic({Describe(key)})");
         }
-        return returned > 0 && result.State == CublasLt.StatusSuccess ? result.Algo : null;
+        var candidates = new List<CublasLtMatmulAlgo>();
+        for (int i = 0; i < returned; i++)
+        {
+            if (results[i].State == CublasLt.StatusSuccess)
+            {
+                candidates.Add(results[i].Algo);
+            }
+        }
+        return [.. candidates];
+    }
+
+    /// <summary>
+    /// Times every heuristic candidate of a plan once (after one untimed run each) on the call's own operands and
+    /// keeps the fastest: the heuristic's first choice is often not the fastest for fused epilogues. Only called
+    /// with beta = 0, so the repeated runs leave C, aux and the bias gradient as one run would.
+    /// </summary>
+    private void Tune(GemmPlan plan, CudaTensor c, CudaTensor a, CudaTensor b, float alpha)
+    {
+        plan.Tuned = true;
+        if (plan.Candidates.Length < 2)
+        {
+            return;
+        }
+        double best = double.PositiveInfinity;
+        foreach (var candidate in plan.Candidates)
+        {
+            int status = CublasLt.StatusSuccess;
+            double ms = _backend.ElapsedMilliseconds(() =>
+            {
+                status = Issue(plan, candidate, c, a, b, alpha, 0f);
+                if (status == CublasLt.StatusSuccess)
+                {
+                    status = Issue(plan, candidate, c, a, b, alpha, 0f);
+                }
+            });
+            if (status == CublasLt.StatusSuccess && ms < best)
+            {
+                best = ms;
+                plan.Algorithm = candidate;
+            }
+        }
+    }
+
+    private int Issue(GemmPlan plan, CublasLtMatmulAlgo algo, CudaTensor c, CudaTensor a, CudaTensor b, float alpha, float beta)
+    {
+        nint cLayout = plan.C.DangerousGetHandle();
+        return CublasLt.Matmul(_handle.DangerousGetHandle(), plan.Desc.DangerousGetHandle(), &alpha,
+            b.Pointer, plan.A.DangerousGetHandle(), a.Pointer, plan.B.DangerousGetHandle(), &beta,
+            c.Pointer, cLayout, c.Pointer, cLayout, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _backend.Stream.Handle);
     }
 
     private static nint Layout(int dataType, int rows, int cols)
@@ -246,9 +297,22 @@ public sealed unsafe class CublasLtGemm : IDisposable
 
         public MatrixLayoutHandle C { get; } = new(device);
 
-        public CublasLtMatmulAlgo Algorithm { get; private set; }
+        /// <summary>The algorithm every call uses: the heuristic's first candidate until tuning picks the fastest.</summary>
+        public CublasLtMatmulAlgo Algorithm { get; set; }
 
         public bool HasAlgorithm { get; private set; }
+
+        /// <summary>The heuristic's candidates, best guess first.</summary>
+        public CublasLtMatmulAlgo[] Candidates { get; private set; } = [];
+
+        /// <summary>True once the candidates have been timed (or there was nothing to choose).</summary>
+        public bool Tuned { get; set; }
+
+        public void SetCandidates(CublasLtMatmulAlgo[] candidates)
+        {
+            Candidates = candidates;
+            SetAlgorithm(candidates.Length > 0 ? candidates[0] : null);
+        }
 
         /// <summary>True once cublasLtMatmul has accepted the plan.</summary>
         public bool Used { get; set; }

@@ -32,6 +32,17 @@ public sealed unsafe class CudaStream : IDisposable
     public int Priority { get; }
 
     /// <summary>The cudaStream_t.</summary>
+    /// <summary>True while the stream is being captured into a graph (nothing may wait on the host then).</summary>
+    public unsafe bool IsCapturing
+    {
+        get
+        {
+            int status;
+            Status.CheckCuda(CudaRuntime.StreamIsCapturing(Handle, &status), $"cudaStreamIsCapturing(cuda:{Device})");
+            return status != 0;
+        }
+    }
+
     internal nint Handle
     {
         get

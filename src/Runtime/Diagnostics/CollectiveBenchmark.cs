@@ -67,9 +67,14 @@ public static class CollectiveBenchmark
         }
         backend.Synchronize();
         CheckFinite(backend, recv, kind);
+        // A one-element all-reduce before each timed iteration lines the ranks' streams up (as
+        // torch.distributed's barrier does), so that a rank's time is the collective's, not its wait for late peers.
+        using Tensor barrier = backend.Allocate(DType.Float32, 1);
+        backend.Upload(barrier, [1.0]);
         var times = new double[iterations];
         for (int i = 0; i < iterations; i++)
         {
+            comm.AllReduce(barrier, barrier);
             times[i] = backend.ElapsedMilliseconds(Op) * 1000.0;
         }
         using Tensor t = backend.Allocate(DType.Float64, iterations);
