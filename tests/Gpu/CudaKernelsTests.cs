@@ -267,6 +267,14 @@ public class CudaKernelsTests
         t.AssertClose(dv, $"attention dv {shape}");
     }
 
+    /// <summary>Sequences of thousands of tokens, not multiples of the tile (kept apart so that the sanitizers can run
+    /// the short cases alone).</summary>
+    [Theory]
+    [InlineData(1, 2000, 4, 2, 128, true)]
+    [InlineData(1, 4100, 2, 1, 64, true)]
+    public void AttentionAtLongSequences(int batch, int seq, int heads, int kvHeads, int headDim, bool causal) =>
+        AttentionForwardAndBackward(batch, seq, heads, kvHeads, headDim, causal);
+
     [Fact]
     public void BadArgumentsAreNamed()
     {
