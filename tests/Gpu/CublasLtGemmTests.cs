@@ -8,6 +8,8 @@ namespace ModelParallel.Tests.Gpu;
 [Collection(GpuCollection.Name)]
 public class CublasLtGemmTests
 {
+    private const double GeluEpilogueFloat32Tolerance = 5e-5;
+
     private static readonly (int M, int N, int K)[] Shapes = [(1, 1, 1), (7, 5, 3), (33, 65, 17), (64, 48, 32), (128, 256, 64)];
 
     public static TheoryData<GemmEpilogue, bool, bool, DType, DType> Cases()
@@ -74,7 +76,11 @@ public class CublasLtGemmTests
         t.Run((kernels, s) => kernels.Gemm(c.On(s), a.On(s), b.On(s), m, n, k, transA, transB, alpha, beta, epilogue,
             bias?.On(s), aux?.On(s), biasGrad?.On(s)));
         double tolerance = GpuTwin.Tolerance(output);
-        t.AssertClose(c, $"C of {what}", tolerance);
+        // cuBLASLt's fused GELU evaluates tanh with a fast approximation: single Float32 elements were seen up to
+        // 2.9e-5 away from the float64 tanh form (H200, CUDA 13.0), so C of a GELU epilogue gets 5e-5 in Float32.
+        double cTolerance = output == DType.Float32 && epilogue is GemmEpilogue.BiasGelu or GemmEpilogue.Gelu or GemmEpilogue.DGelu
+            ? GeluEpilogueFloat32Tolerance : tolerance;
+        t.AssertClose(c, $"C of {what}", cTolerance);
         if (aux is not null && epilogue != GemmEpilogue.DGelu)
         {
             t.AssertClose(aux, $"pre-activation of {what}", tolerance);

@@ -19,6 +19,9 @@ public sealed unsafe class CublasLtGemm : IDisposable
     /// <summary>How many heuristic candidates a new shape is timed with.</summary>
     private const int TuningCandidates = 8;
 
+    /// <summary>Shapes with fewer multiply-adds (m*n*k) keep the heuristic's first choice: timing gains them nothing.</summary>
+    private const long TuningMinimumProduct = 1L << 21;
+
     private readonly CudaBackend _backend;
     private readonly CublasLtHandle _handle;
     private readonly MatmulPreferenceHandle _preference;
@@ -96,7 +99,7 @@ public sealed unsafe class CublasLtGemm : IDisposable
         {
             SetPointer(desc, CublasLt.DescEpilogueAuxPointer, aux.Pointer, "EPILOGUE_AUX_POINTER");
         }
-        if (!plan.Tuned && beta == 0f && !_backend.Stream.IsCapturing)
+        if (!plan.Tuned && beta == 0f && (long)m * n * k >= TuningMinimumProduct && !_backend.Stream.IsCapturing)
         {
             Tune(plan, c, a, b, alpha);
         }
