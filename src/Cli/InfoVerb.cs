@@ -17,21 +17,10 @@ public sealed class InfoVerb : IVerb
 
     public int Run(string[] args)
     {
-        string backendName = "auto";
-        long maxBytes = -1;
-        for (int i = 0; i < args.Length; i++)
-        {
-            string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"option {args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--backend": backendName = value; i++; break;
-                case "--max-bytes":
-                    maxBytes = long.TryParse(value, out long b) && b >= 8 ? b : throw new ArgumentException($"--max-bytes '{value}' is not a byte count of at least 8");
-                    i++;
-                    break;
-                default: throw new ArgumentException($"unknown option '{args[i]}' (--backend, --max-bytes)");
-            }
-        }
+        var line = CommandLine.Parse(args, [], laterOverrides: true);
+        string backendName = line.String("--backend") ?? "auto";
+        long? maxBytes = line.Long("--max-bytes", min: 8);
+        line.RejectUnknown(option => $"unknown option '{option}' (--backend, --max-bytes)");
         var kind = Backends.Parse(backendName);
         Console.WriteLine($"ModelParallel {typeof(InfoVerb).Assembly.GetName().Version} on .NET {Environment.Version}, {Environment.ProcessorCount} CPUs");
         int gpus = PrintCuda();
@@ -41,7 +30,7 @@ public sealed class InfoVerb : IVerb
             Console.WriteLine($"all-reduce: {gpus} GPU present; a collective needs at least 2 (run with --backend cpu for the CPU backend)");
             return 0;
         }
-        long max = maxBytes > 0 ? maxBytes : kind == BackendKind.Cuda ? 64L << 20 : 1L << 20;
+        long max = maxBytes ?? (kind == BackendKind.Cuda ? 64L << 20 : 1L << 20);
         ThreadWorlds.Run(kind, ranks, ctx =>
         {
             if (ctx.Rank == 0)

@@ -42,52 +42,30 @@ public sealed class LaunchVerb : IVerb
     public static LaunchOptions Parse(IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        var values = new Dictionary<string, string>();
-        int next = 0;
-        while (next < args.Count && args[next].StartsWith("--", StringComparison.Ordinal))
-        {
-            string option = args[next++];
-            if (option == "--")
-            {
-                break;
-            }
-            if (!Options.Contains(option))
-            {
-                throw new ArgumentException($"unknown option '{option}' (known: {string.Join(", ", Options)})");
-            }
-            if (next == args.Count)
-            {
-                throw new ArgumentException($"option {option} needs a value");
-            }
-            if (!values.TryAdd(option, args[next++]))
-            {
-                throw new ArgumentException($"option {option} is given twice");
-            }
-        }
-        if (next == args.Count)
+        var line = CommandLine.ParseBeforeProgram(args);
+        string? nprocPerNode = line.String(NprocPerNode), masterAddr = line.String(MasterAddr), masterPort = line.String(MasterPort),
+            nnodes = line.String(Nnodes), nodeRank = line.String(NodeRank);
+        line.RejectUnknown(option => $"unknown option '{option}' (known: {string.Join(", ", Options)})");
+        if (line.Program.Count == 0)
         {
             throw new ArgumentException("the PROGRAM to launch is missing (mp launch --nproc-per-node N -- PROGRAM ARGS)");
         }
-        if (!values.ContainsKey(NprocPerNode))
+        var options = new LaunchOptions(
+            Integer(NprocPerNode, nprocPerNode ?? throw new ArgumentException($"option {NprocPerNode} is required")),
+            line.Program[0], line.Program.Skip(1).ToArray())
         {
-            throw new ArgumentException($"option {NprocPerNode} is required");
-        }
-        var options = new LaunchOptions(Integer(values, NprocPerNode), args[next], args.Skip(next + 1).ToArray())
-        {
-            Nnodes = values.ContainsKey(Nnodes) ? Integer(values, Nnodes) : 1,
-            NodeRank = values.ContainsKey(NodeRank) ? Integer(values, NodeRank) : 0,
-            MasterAddr = values.GetValueOrDefault(MasterAddr),
-            MasterPort = values.ContainsKey(MasterPort) ? Integer(values, MasterPort) : null,
+            Nnodes = nnodes is null ? 1 : Integer(Nnodes, nnodes),
+            NodeRank = nodeRank is null ? 0 : Integer(NodeRank, nodeRank),
+            MasterAddr = masterAddr,
+            MasterPort = masterPort is null ? null : Integer(MasterPort, masterPort),
         };
         options.Validate();
         return options;
     }
 
-    private static int Integer(Dictionary<string, string> values, string option)
-    {
-        string value = values[option];
-        return int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int parsed)
+    /// <summary>The option's value as an integer; a bad one is named in the form of this verb's other messages (option NAME ...).</summary>
+    private static int Integer(string option, string value) =>
+        int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int parsed)
             ? parsed
             : throw new ArgumentException($"option {option} '{value}' is not an integer");
-    }
 }

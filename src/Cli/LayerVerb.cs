@@ -21,18 +21,21 @@ public sealed class LayerVerb : IVerb
         "                [--seq S] [--batch B] [--sp] [--activation swiglu|gelu] [--norm rms|layer] [--bias]\n" +
         "                [--iterations I] [--seed N]";
 
+    private static readonly string[] Flags = ["--sp", "--bias", "--help", "-h"];
+
     public string Name => "layer";
 
     public string Summary => "run a transformer layer at TP=N, check it against TP=1, print errors, collectives and times";
 
     public int Run(string[] args)
     {
-        if (args.Contains("--help") || args.Contains("-h"))
+        var line = CommandLine.Parse(args, Flags, laterOverrides: true);
+        if (line.Has("--help") || line.Has("-h"))
         {
             Console.WriteLine(Help);
             return 0;
         }
-        var options = Options.Parse(args);
+        var options = Options.Read(line);
         var backend = Backends.Parse(options.Backend);
         Console.WriteLine($"transformer layer: {options.Config}");
         Console.WriteLine($"tokens: {options.Shape}, TP={options.Tp}{(options.SequenceParallel ? ", sequence parallel" : "")}, " +
@@ -193,83 +196,25 @@ public sealed class LayerVerb : IVerb
     private sealed record Options(int Tp, string Backend, TransformerConfig Config, TokenShape Shape, bool SequenceParallel,
         int Iterations, int Seed)
     {
-        public static Options Parse(string[] args)
+        public static Options Read(CommandLine line)
         {
-            int? tp = null;
-            string backend = "auto";
-            int hidden = 256, heads = 8, kvHeads = 4, ffn = 1024, seq = 64, batch = 2, iterations = 5, seed = 1234;
-            bool sp = false, bias = false;
-            var activation = MlpActivation.SwiGlu;
-            var norm = NormKind.RmsNorm;
-            for (int i = 0; i < args.Length; i++)
+            int? tp = line.Int("--tp", min: 1);
+            string backend = line.String("--backend") ?? "auto";
+            int hidden = line.Int("--hidden") ?? 256, heads = line.Int("--heads") ?? 8, kvHeads = line.Int("--kv-heads") ?? 4,
+                ffn = line.Int("--ffn") ?? 1024, seq = line.Int("--seq") ?? 64, batch = line.Int("--batch") ?? 2,
+                iterations = line.Int("--iterations", min: 1) ?? 5, seed = line.Int("--seed") ?? 1234;
+            bool sp = line.Has("--sp"), bias = line.Has("--bias");
+            var activation = line.Enum<MlpActivation>("--activation") ?? MlpActivation.SwiGlu;
+            var norm = line.String("--norm") switch
             {
-                string arg = args[i];
-                switch (arg)
-                {
-                    case "--tp": tp = Int(args, ref i); break;
-                    case "--backend": backend = Value(args, ref i); break;
-                    case "--hidden": hidden = Int(args, ref i); break;
-                    case "--heads": heads = Int(args, ref i); break;
-                    case "--kv-heads": kvHeads = Int(args, ref i); break;
-                    case "--ffn": ffn = Int(args, ref i); break;
-                    case "--seq": seq = Int(args, ref i); break;
-                    case "--batch": batch = Int(args, ref i); break;
-                    case "--iterations": iterations = Int(args, ref i); break;
-                    case "--seed": seed = Int(args, ref i); break;
-                    case "--sp": sp = true; break;
-                    case "--bias": bias = true; break;
-                    case "--activation":
-                        activation = Value(args, ref i) switch
-                        {
-                            "swiglu" => MlpActivation.SwiGlu,
-                            "gelu" => MlpActivation.Gelu,
-                            var other => throw new ArgumentException($"unknown activation '{other}': expected swiglu or gelu"),
-                        };
-                        break;
-                    case "--norm":
-                        norm = Value(args, ref i) switch
-                        {
-                            "rms" => NormKind.RmsNorm,
-                            "layer" => NormKind.LayerNorm,
-                            var other => throw new ArgumentException($"unknown norm '{other}': expected rms or layer"),
-                        };
-                        break;
-                    default:
-                        throw new ArgumentException($"unknown argument '{arg}'\n{Help}");
-                }
-            }
-            if (tp is not { } degree)
-            {
-                throw new ArgumentException($"--tp is required\n{Help}");
-            }
-            if (degree < 1)
-            {
-                throw new ArgumentException($"--tp must be at least 1, not {degree}");
-            }
-            if (iterations < 1)
-            {
-                throw new ArgumentException($"--iterations must be at least 1, not {iterations}");
-            }
+                null or "rms" => NormKind.RmsNorm,
+                "layer" => NormKind.LayerNorm,
+                var other => throw new ArgumentException($"--norm must be rms or layer (got '{other}')"),
+            };
+            line.RejectUnknown(option => $"unknown option '{option}'\n{Help}");
+            int degree = tp ?? throw new ArgumentException($"--tp is required\n{Help}");
             var config = new TransformerConfig(hidden, heads, kvHeads, ffn, activation, norm, bias);
             return new Options(degree, backend, config, new TokenShape(seq, batch), sp, iterations, seed);
-        }
-
-        private static string Value(string[] args, ref int i)
-        {
-            if (i + 1 >= args.Length)
-            {
-                throw new ArgumentException($"{args[i]} needs a value");
-            }
-            return args[++i];
-        }
-
-        private static int Int(string[] args, ref int i)
-        {
-            string name = args[i];
-            string value = Value(args, ref i);
-            return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int result)
-                ? result
-                : throw new ArgumentException($"{name} needs an integer, not '{value}'");
         }
     }
 }

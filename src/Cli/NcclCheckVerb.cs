@@ -19,22 +19,10 @@ public sealed class NcclCheckVerb : IVerb
 
     public int Run(string[] args)
     {
-        int? gpus = null;
-        int count = DefaultCount;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--gpus":
-                    gpus = PositiveValue(args, ref i);
-                    break;
-                case "--count":
-                    count = PositiveValue(args, ref i);
-                    break;
-                default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: mp nccl-check [--gpus N] [--count N]");
-            }
-        }
+        var line = CommandLine.Parse(args, [], laterOverrides: true);
+        int? gpus = line.Int("--gpus", min: 1);
+        int count = line.Int("--count", min: 1) ?? DefaultCount;
+        line.RejectUnknown(option => $"unknown option '{option}'; usage: mp nccl-check [--gpus N] [--count N]");
         if (Environment.GetEnvironmentVariable("WORLD_SIZE") is not null)
         {
             if (gpus is not null)
@@ -184,15 +172,5 @@ public sealed class NcclCheckVerb : IVerb
             norm += expected[i] * expected[i];
         }
         return norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm);
-    }
-
-    private static int PositiveValue(string[] args, ref int i)
-    {
-        if (i + 1 >= args.Length || !int.TryParse(args[i + 1], out int value) || value <= 0)
-        {
-            throw new ArgumentException($"{args[i]} needs a positive integer");
-        }
-        i++;
-        return value;
     }
 }

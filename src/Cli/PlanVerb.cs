@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelParallel.Planner;
 
 namespace ModelParallel.Cli;
@@ -37,7 +36,7 @@ public sealed class PlanVerb : IVerb
     public int Run(string[] args, TextWriter output)
     {
         var memory = args.Length > 0 && args[0] == "memory";
-        var options = Options.Parse(memory ? args[1..] : args);
+        var options = CommandLine.Parse(memory ? args[1..] : args, Flags, laterOverrides: false);
         if (options.Has("--help") || options.Has("-h"))
         {
             output.WriteLine(Help);
@@ -46,49 +45,45 @@ public sealed class PlanVerb : IVerb
         return memory ? RunMemory(options, output) : RunSearch(options, output);
     }
 
-    private static int RunMemory(Options o, TextWriter output)
+    private static int RunMemory(CommandLine o, TextWriter output)
     {
-        var table = ZeroTable.Compute(o.Double("--params"), o.Int("--dp"),
-            o.Enum("--precision", Precision.Bf16), o.Enum("--optimizer", OptimizerKind.Adam), o.Has("--fp32-grads"));
+        var table = ZeroTable.Compute(o.Double("--params") ?? throw Missing("--params"), o.Int("--dp") ?? throw Missing("--dp"),
+            o.Enum<Precision>("--precision") ?? Precision.Bf16, o.Enum<OptimizerKind>("--optimizer") ?? OptimizerKind.Adam, o.Has("--fp32-grads"));
         var json = o.Has("--json");
-        o.RejectUnused();
+        o.RejectUnknown(Unknown);
         output.Write(json ? PlanJson.Serialize(table) + Environment.NewLine : PlanText.Format(table));
         return 0;
     }
 
-    private static int RunSearch(Options o, TextWriter output)
+    private static int RunSearch(CommandLine o, TextWriter output)
     {
         var inputs = new PlannerInputs(ReadModel(o), ReadCluster(o), ReadTraining(o));
-        var constraints = new SearchConstraints(o.IntOrNull("--tp"), o.IntOrNull("--pp"), o.IntOrNull("--dp"),
-            o.IntOrNull("--micro-batch"), o.IntOrNull("--virtual-stages"), o.IntListOrNull("--layer-split"));
-        var top = o.IntOrNull("--top") ?? 5;
-        if (top <= 0)
-        {
-            throw new ArgumentException($"--top must be positive (got {top})");
-        }
+        var constraints = new SearchConstraints(o.Int("--tp"), o.Int("--pp"), o.Int("--dp"),
+            o.Int("--micro-batch"), o.Int("--virtual-stages"), o.IntList("--layer-split"));
+        var top = o.Int("--top", min: 1) ?? 5;
         var json = o.Has("--json");
-        o.RejectUnused();
+        o.RejectUnknown(Unknown);
         var result = Search.Run(inputs, constraints);
         output.Write(json ? PlanJson.Serialize(PlanReport.From(result, top)) + Environment.NewLine : PlanText.Format(result, top));
         return result.Best is null ? 1 : 0;
     }
 
-    private static ModelSpec ReadModel(Options o)
+    private static ModelSpec ReadModel(CommandLine o)
     {
-        var preset = o.StringOrNull("--model") is { } name ? ModelPresets.Get(name) : null;
-        var heads = o.IntOrNull("--heads") ?? preset?.Heads ?? o.Int("--heads");
+        var preset = o.String("--model") is { } name ? ModelPresets.Get(name) : null;
+        var heads = o.Int("--heads") ?? preset?.Heads ?? throw Missing("--heads");
         return new ModelSpec
         {
             Name = preset?.Name ?? "custom",
-            Layers = o.IntOrNull("--layers") ?? preset?.Layers ?? o.Int("--layers"),
-            Hidden = o.IntOrNull("--hidden") ?? preset?.Hidden ?? o.Int("--hidden"),
+            Layers = o.Int("--layers") ?? preset?.Layers ?? throw Missing("--layers"),
+            Hidden = o.Int("--hidden") ?? preset?.Hidden ?? throw Missing("--hidden"),
             Heads = heads,
-            KvHeads = o.IntOrNull("--kv-heads") ?? preset?.KvHeads ?? heads,
-            Ffn = o.IntOrNull("--ffn") ?? preset?.Ffn ?? o.Int("--ffn"),
-            Activation = o.Enum("--activation", preset?.Activation ?? FfnActivation.SwiGlu),
-            Vocab = o.IntOrNull("--vocab") ?? preset?.Vocab ?? o.Int("--vocab"),
-            SequenceLength = o.IntOrNull("--seq") ?? preset?.SequenceLength ?? o.Int("--seq"),
-            Norm = o.StringOrNull("--norm") switch
+            KvHeads = o.Int("--kv-heads") ?? preset?.KvHeads ?? heads,
+            Ffn = o.Int("--ffn") ?? preset?.Ffn ?? throw Missing("--ffn"),
+            Activation = o.Enum<FfnActivation>("--activation") ?? preset?.Activation ?? FfnActivation.SwiGlu,
+            Vocab = o.Int("--vocab") ?? preset?.Vocab ?? throw Missing("--vocab"),
+            SequenceLength = o.Int("--seq") ?? preset?.SequenceLength ?? throw Missing("--seq"),
+            Norm = o.String("--norm") switch
             {
                 null => preset?.Norm ?? Normalization.RmsNorm,
                 "rms" => Normalization.RmsNorm,
@@ -102,115 +97,41 @@ public sealed class PlanVerb : IVerb
         };
     }
 
-    private static ClusterSpec ReadCluster(Options o)
+    private static ClusterSpec ReadCluster(CommandLine o)
     {
-        var nodes = o.IntOrNull("--nodes") ?? 1;
-        var preset = o.StringOrNull("--cluster") is { } name ? ClusterPresets.Get(name, nodes) : null;
+        var nodes = o.Int("--nodes") ?? 1;
+        var preset = o.String("--cluster") is { } name ? ClusterPresets.Get(name, nodes) : null;
         return new ClusterSpec
         {
             Name = preset?.Name ?? "custom",
             Nodes = nodes,
-            GpusPerNode = o.IntOrNull("--gpus-per-node") ?? preset?.GpusPerNode ?? o.Int("--gpus-per-node"),
-            GpuMemoryBytes = o.DoubleOrNull("--gpu-memory-gb") * Units.GB ?? preset?.GpuMemoryBytes ?? o.Double("--gpu-memory-gb") * Units.GB,
-            PeakFlops = o.DoubleOrNull("--peak-tflops") * 1e12 ?? preset?.PeakFlops ?? o.Double("--peak-tflops") * 1e12,
-            IntraNodeBandwidth = o.DoubleOrNull("--intra-bw-gbs") * 1e9 ?? preset?.IntraNodeBandwidth ?? o.Double("--intra-bw-gbs") * 1e9,
-            InterNodeBandwidth = o.DoubleOrNull("--inter-bw-gbs") * 1e9 ?? preset?.InterNodeBandwidth ?? o.Double("--inter-bw-gbs") * 1e9,
+            GpusPerNode = o.Int("--gpus-per-node") ?? preset?.GpusPerNode ?? throw Missing("--gpus-per-node"),
+            GpuMemoryBytes = o.Double("--gpu-memory-gb") * Units.GB ?? preset?.GpuMemoryBytes ?? throw Missing("--gpu-memory-gb"),
+            PeakFlops = o.Double("--peak-tflops") * 1e12 ?? preset?.PeakFlops ?? throw Missing("--peak-tflops"),
+            IntraNodeBandwidth = o.Double("--intra-bw-gbs") * 1e9 ?? preset?.IntraNodeBandwidth ?? throw Missing("--intra-bw-gbs"),
+            InterNodeBandwidth = o.Double("--inter-bw-gbs") * 1e9 ?? preset?.InterNodeBandwidth ?? throw Missing("--inter-bw-gbs"),
         };
     }
 
-    private static TrainingSpec ReadTraining(Options o)
+    private static TrainingSpec ReadTraining(CommandLine o)
     {
-        var defaults = new TrainingSpec { GlobalBatch = o.Int("--global-batch") };
+        var defaults = new TrainingSpec { GlobalBatch = o.Int("--global-batch") ?? throw Missing("--global-batch") };
         return defaults with
         {
-            Precision = o.Enum("--precision", defaults.Precision),
+            Precision = o.Enum<Precision>("--precision") ?? defaults.Precision,
             Fp32Gradients = o.Has("--fp32-grads"),
-            Optimizer = o.Enum("--optimizer", defaults.Optimizer),
-            ZeroStage = o.IntOrNull("--zero") ?? defaults.ZeroStage,
+            Optimizer = o.Enum<OptimizerKind>("--optimizer") ?? defaults.Optimizer,
+            ZeroStage = o.Int("--zero") ?? defaults.ZeroStage,
             SequenceParallel = o.Has("--sequence-parallel"),
-            Recompute = o.Enum("--recompute", defaults.Recompute),
-            Attention = o.Enum("--attention", defaults.Attention),
-            ComputeEfficiency = o.DoubleOrNull("--efficiency") ?? defaults.ComputeEfficiency,
-            CommunicationEfficiency = o.DoubleOrNull("--comm-efficiency") ?? defaults.CommunicationEfficiency,
-            MemoryReserveFraction = o.DoubleOrNull("--reserve") ?? defaults.MemoryReserveFraction,
+            Recompute = o.Enum<Recompute>("--recompute") ?? defaults.Recompute,
+            Attention = o.Enum<AttentionKind>("--attention") ?? defaults.Attention,
+            ComputeEfficiency = o.Double("--efficiency") ?? defaults.ComputeEfficiency,
+            CommunicationEfficiency = o.Double("--comm-efficiency") ?? defaults.CommunicationEfficiency,
+            MemoryReserveFraction = o.Double("--reserve") ?? defaults.MemoryReserveFraction,
         };
     }
 
-    /// <summary>"--name value" pairs and bare flags; every option must be read, or it is reported as unknown.</summary>
-    private sealed class Options
-    {
-        private readonly Dictionary<string, string?> values = [];
-        private readonly HashSet<string> used = [];
+    private static ArgumentException Missing(string name) => new($"missing {name} (mp plan --help lists the options)");
 
-        public static Options Parse(string[] args)
-        {
-            var o = new Options();
-            for (var i = 0; i < args.Length; i++)
-            {
-                var name = args[i];
-                if (!name.StartsWith('-'))
-                {
-                    throw new ArgumentException($"unexpected argument '{name}' (options start with --)");
-                }
-                if (o.values.ContainsKey(name))
-                {
-                    throw new ArgumentException($"option {name} is given twice");
-                }
-                if (Flags.Contains(name))
-                {
-                    o.values[name] = null;
-                    continue;
-                }
-                if (i + 1 >= args.Length)
-                {
-                    throw new ArgumentException($"option {name} needs a value");
-                }
-                o.values[name] = args[++i];
-            }
-            return o;
-        }
-
-        public bool Has(string name)
-        {
-            used.Add(name);
-            return values.ContainsKey(name);
-        }
-
-        public string? StringOrNull(string name) => Has(name) ? values[name] : null;
-
-        public int? IntOrNull(string name) => StringOrNull(name) is { } s
-            ? int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
-                : throw new FormatException($"{name} needs an integer (got '{s}')")
-            : null;
-
-        public int Int(string name) => IntOrNull(name) ?? throw Missing(name);
-
-        public double? DoubleOrNull(string name) => StringOrNull(name) is { } s
-            ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
-                : throw new FormatException($"{name} needs a number (got '{s}')")
-            : null;
-
-        public double Double(string name) => DoubleOrNull(name) ?? throw Missing(name);
-
-        public IReadOnlyList<int>? IntListOrNull(string name) => StringOrNull(name) is { } s
-            ? [.. s.Split(',').Select(part => int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
-                : throw new FormatException($"{name} needs integers separated by commas (got '{s}')"))]
-            : null;
-
-        public T Enum<T>(string name, T fallback) where T : struct, Enum => StringOrNull(name) is { } s
-            ? System.Enum.TryParse<T>(s, ignoreCase: true, out var v) && System.Enum.IsDefined(v) && !char.IsDigit(s[0]) ? v
-                : throw new ArgumentException($"{name} must be one of {string.Join(", ", System.Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))} (got '{s}')")
-            : fallback;
-
-        public void RejectUnused()
-        {
-            var unknown = values.Keys.Where(k => !used.Contains(k)).ToList();
-            if (unknown.Count > 0)
-            {
-                throw new ArgumentException($"unknown option {string.Join(", ", unknown)} (mp plan --help lists them)");
-            }
-        }
-
-        private static ArgumentException Missing(string name) => new($"missing {name} (mp plan --help lists the options)");
-    }
+    private static string Unknown(string name) => $"unknown option {name} (mp plan --help lists them)";
 }
