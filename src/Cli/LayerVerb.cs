@@ -57,7 +57,7 @@ public sealed class LayerVerb : IVerb
         double worst = 0;
         foreach (var (what, value, expected) in Comparisons(result, reference))
         {
-            double err = RelativeError(value, expected);
+            double err = HostReference.RelativeError(value, expected);
             worst = double.IsNaN(err) ? double.PositiveInfinity : Math.Max(worst, err);
             Console.WriteLine($"  {what,-52} {Format(err)}");
         }
@@ -165,19 +165,6 @@ public sealed class LayerVerb : IVerb
     {
         var sorted = values.Order().ToArray();
         return sorted[sorted.Length / 2];
-    }
-
-    private static double RelativeError(double[] value, double[] expected)
-    {
-        double diff = 0, norm = 0;
-        for (int i = 0; i < value.Length; i++)
-        {
-            double d = value[i] - expected[i];
-            diff += d * d;
-            norm += expected[i] * expected[i];
-        }
-        double err = norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm);
-        return double.IsFinite(err) ? err : double.NaN;
     }
 
     private static string Format(double value) => value.ToString("0.00E+00", CultureInfo.InvariantCulture);

@@ -66,7 +66,7 @@ public sealed class NcclCheckVerb : IVerb
             {
                 var values = new double[output.Count];
                 backend.Download(output, values);
-                double error = RelativeError(values, expected);
+                double error = HostReference.RelativeError(values, expected);
                 if (!(error <= limit))
                 {
                     failures.Add($"{name} of {dtype}: relative error {error:E3} exceeds {limit:E1}");
@@ -77,14 +77,14 @@ public sealed class NcclCheckVerb : IVerb
             {
                 backend.Kernels.Fill(recv, double.NaN);
                 world.AllReduce(send, recv, op);
-                Expect($"all-reduce {op}", recv, Reduce(inputs, op), tolerance);
+                Expect($"all-reduce {op}", recv, HostReference.Reduce(inputs, op), tolerance);
             }
             backend.Kernels.Fill(recv, double.NaN);
             world.AllGather(chunk, recv);
             Expect("all-gather", recv, [.. inputs.SelectMany(x => x[..count])], 0);
             backend.Kernels.Fill(recvChunk, double.NaN);
             world.ReduceScatter(send, recvChunk, ReduceOp.Sum);
-            Expect("reduce-scatter Sum", recvChunk, Reduce(inputs, ReduceOp.Sum)[(rank * count)..((rank + 1) * count)], tolerance);
+            Expect("reduce-scatter Sum", recvChunk, HostReference.Reduce(inputs, ReduceOp.Sum)[(rank * count)..((rank + 1) * count)], tolerance);
             backend.Kernels.Fill(recvChunk, double.NaN);
             world.Broadcast(chunk, recvChunk, size - 1);
             Expect($"broadcast from rank {size - 1}", recvChunk, inputs[size - 1][..count], 0);
@@ -92,7 +92,7 @@ public sealed class NcclCheckVerb : IVerb
             world.Reduce(send, recv, ReduceOp.Sum, 0);
             if (rank == 0)
             {
-                Expect("reduce Sum to rank 0", recv, Reduce(inputs, ReduceOp.Sum), tolerance);
+                Expect("reduce Sum to rank 0", recv, HostReference.Reduce(inputs, ReduceOp.Sum), tolerance);
             }
             if (size > 1)
             {
@@ -136,41 +136,10 @@ public sealed class NcclCheckVerb : IVerb
         })];
     }
 
-    private static double[] Reduce(double[][] inputs, ReduceOp op) =>
-        [.. Enumerable.Range(0, inputs[0].Length).Select(i =>
-        {
-            var column = inputs.Select(x => x[i]);
-            return op switch
-            {
-                ReduceOp.Sum => column.Sum(),
-                ReduceOp.Prod => column.Aggregate(1.0, (p, v) => p * v),
-                ReduceOp.Max => column.Max(),
-                ReduceOp.Min => column.Min(),
-                ReduceOp.Avg => column.Average(),
-                _ => throw new ArgumentOutOfRangeException(nameof(op), op, "unknown reduction"),
-            };
-        })];
-
     private static Tensor Upload(IBackend backend, double[] values, DType dtype)
     {
         var tensor = backend.Allocate(dtype, values.Length);
         backend.Upload(tensor, values);
         return tensor;
-    }
-
-    /// <summary>||values - expected|| / ||expected||; +Inf when a value is not finite.</summary>
-    private static double RelativeError(double[] values, double[] expected)
-    {
-        double diff = 0, norm = 0;
-        for (int i = 0; i < values.Length; i++)
-        {
-            if (!double.IsFinite(values[i]))
-            {
-                return double.PositiveInfinity;
-            }
-            diff += (values[i] - expected[i]) * (values[i] - expected[i]);
-            norm += expected[i] * expected[i];
-        }
-        return norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm);
     }
 }

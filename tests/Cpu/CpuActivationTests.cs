@@ -25,14 +25,14 @@ public sealed class CpuActivationTests
         var x = CpuTestKit.Random(rng, dtype, count, 4);
         var dy = CpuTestKit.Random(rng, dtype, count);
         using var backend = new CpuBackend(dtype);
-        var xt = CpuTestKit.Upload(backend, x);
-        var yt = CpuTestKit.Poisoned(backend, count);
-        var dxt = CpuTestKit.Poisoned(backend, count);
+        var xt = TestTensors.Upload(backend, x);
+        var yt = TestTensors.Poisoned(backend, count);
+        var dxt = TestTensors.Poisoned(backend, count);
         backend.Kernels.GeluForward(yt, xt);
-        backend.Kernels.GeluBackward(dxt, CpuTestKit.Upload(backend, dy), xt);
+        backend.Kernels.GeluBackward(dxt, TestTensors.Upload(backend, dy), xt);
         double tol = CpuTestKit.Tolerance(dtype);
-        Numerics.AssertClose(CpuTestKit.Download(backend, yt), [.. x.Select(CpuReference.Gelu)], tol, "GeLU");
-        Numerics.AssertClose(CpuTestKit.Download(backend, dxt), [.. x.Select((v, i) => dy[i] * CpuReference.GeluGrad(v))], tol,
+        Numerics.AssertClose(TestTensors.Download(yt), [.. x.Select(CpuReference.Gelu)], tol, "GeLU");
+        Numerics.AssertClose(TestTensors.Download(dxt), [.. x.Select((v, i) => dy[i] * CpuReference.GeluGrad(v))], tol,
             "GeLU backward");
     }
 
@@ -51,14 +51,14 @@ public sealed class CpuActivationTests
         })];
 
         using var backend = new CpuBackend(dtype);
-        var gt = CpuTestKit.Upload(backend, gateUp);
-        var yt = CpuTestKit.Poisoned(backend, rows * cols);
-        var dgt = CpuTestKit.Poisoned(backend, rows * 2 * cols);
+        var gt = TestTensors.Upload(backend, gateUp);
+        var yt = TestTensors.Poisoned(backend, rows * cols);
+        var dgt = TestTensors.Poisoned(backend, rows * 2 * cols);
         backend.Kernels.SwigluForward(yt, gt, rows, cols);
-        backend.Kernels.SwigluBackward(dgt, CpuTestKit.Upload(backend, dy), gt, rows, cols);
-        Numerics.AssertClose(CpuTestKit.Download(backend, yt), Swiglu(gateUp), CpuTestKit.Tolerance(dtype), "SwiGLU");
+        backend.Kernels.SwigluBackward(dgt, TestTensors.Upload(backend, dy), gt, rows, cols);
+        Numerics.AssertClose(TestTensors.Download(yt), Swiglu(gateUp), CpuTestKit.Tolerance(dtype), "SwiGLU");
         var expected = FiniteDifference.Gradient(gu => CpuReference.Dot(dy, Swiglu(gu)), [.. gateUp]);
-        Numerics.AssertClose(CpuTestKit.Download(backend, dgt), expected, CpuTestKit.GradientTolerance(dtype), "SwiGLU backward");
+        Numerics.AssertClose(TestTensors.Download(dgt), expected, CpuTestKit.GradientTolerance(dtype), "SwiGLU backward");
     }
 
     [Fact]

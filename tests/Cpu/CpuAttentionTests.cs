@@ -37,29 +37,29 @@ public sealed class CpuAttentionTests
         var (expectedO, expectedLse) = CpuReference.Attention(q, k, v, shape);
 
         using var backend = new CpuBackend(dtype);
-        var qt = CpuTestKit.Upload(backend, q);
-        var kt = CpuTestKit.Upload(backend, k);
-        var vt = CpuTestKit.Upload(backend, v);
-        var ot = CpuTestKit.Poisoned(backend, qCount);
-        var lset = CpuTestKit.Poisoned(backend, shape.Batch * heads * shape.SeqLen);
+        var qt = TestTensors.Upload(backend, q);
+        var kt = TestTensors.Upload(backend, k);
+        var vt = TestTensors.Upload(backend, v);
+        var ot = TestTensors.Poisoned(backend, qCount);
+        var lset = TestTensors.Poisoned(backend, shape.Batch * heads * shape.SeqLen);
         backend.Kernels.AttentionForward(ot, lset, qt, kt, vt, shape);
         double tol = CpuTestKit.Tolerance(dtype);
-        Numerics.AssertClose(CpuTestKit.Download(backend, ot), expectedO, tol, $"O of {shape}");
-        Numerics.AssertClose(CpuTestKit.Download(backend, lset), expectedLse, tol, $"LSE of {shape}");
+        Numerics.AssertClose(TestTensors.Download(ot), expectedO, tol, $"O of {shape}");
+        Numerics.AssertClose(TestTensors.Download(lset), expectedLse, tol, $"LSE of {shape}");
 
-        var dqt = CpuTestKit.Poisoned(backend, qCount);
-        var dkt = CpuTestKit.Poisoned(backend, kvCount);
-        var dvt = CpuTestKit.Poisoned(backend, kvCount);
-        backend.Kernels.AttentionBackward(dqt, dkt, dvt, CpuTestKit.Upload(backend, dO), qt, kt, vt, ot, lset, shape);
+        var dqt = TestTensors.Poisoned(backend, qCount);
+        var dkt = TestTensors.Poisoned(backend, kvCount);
+        var dvt = TestTensors.Poisoned(backend, kvCount);
+        backend.Kernels.AttentionBackward(dqt, dkt, dvt, TestTensors.Upload(backend, dO), qt, kt, vt, ot, lset, shape);
 
         // The gradients of L = sum(dO .* O(q, k, v)).
         var dq = FiniteDifference.Gradient(x => CpuReference.Dot(dO, CpuReference.Attention(x, k, v, shape).O), q);
         var dk = FiniteDifference.Gradient(x => CpuReference.Dot(dO, CpuReference.Attention(q, x, v, shape).O), k);
         var dv = FiniteDifference.Gradient(x => CpuReference.Dot(dO, CpuReference.Attention(q, k, x, shape).O), v);
         double gradTol = CpuTestKit.GradientTolerance(dtype);
-        Numerics.AssertClose(CpuTestKit.Download(backend, dqt), dq, gradTol, $"dQ of {shape}");
-        Numerics.AssertClose(CpuTestKit.Download(backend, dkt), dk, gradTol, $"dK of {shape}");
-        Numerics.AssertClose(CpuTestKit.Download(backend, dvt), dv, gradTol, $"dV of {shape}");
+        Numerics.AssertClose(TestTensors.Download(dqt), dq, gradTol, $"dQ of {shape}");
+        Numerics.AssertClose(TestTensors.Download(dkt), dk, gradTol, $"dK of {shape}");
+        Numerics.AssertClose(TestTensors.Download(dvt), dv, gradTol, $"dV of {shape}");
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using ModelParallel.Cli;
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cpu;
 using ModelParallel.Tests.Support;
@@ -21,22 +22,6 @@ public sealed class CpuCollectiveTests
         return data;
     }
 
-    /// <summary>op over the ranks' values, element by element, in float64.</summary>
-    private static double[] HostReduce(double[][] perRank, ReduceOp op) =>
-        [.. Enumerable.Range(0, perRank[0].Length).Select(i =>
-        {
-            var column = perRank.Select(values => values[i]).ToArray();
-            return op switch
-            {
-                ReduceOp.Sum => column.Sum(),
-                ReduceOp.Prod => column.Aggregate(1.0, (a, b) => a * b),
-                ReduceOp.Max => column.Max(),
-                ReduceOp.Min => column.Min(),
-                ReduceOp.Avg => column.Average(),
-                _ => throw new ArgumentOutOfRangeException(nameof(op)),
-            };
-        })];
-
     private static double[][] PerRank(Random rng, DType dtype, int ranks, int count) =>
         [.. Enumerable.Range(0, ranks).Select(_ => CpuTestKit.Random(rng, dtype, count))];
 
@@ -50,14 +35,14 @@ public sealed class CpuCollectiveTests
                      select (count, op, inputs: PerRank(rng, dtype, ranks, count))).ToArray();
         var results = CpuWorld.Run(ranks, dtype, ctx => cases.Select(c =>
         {
-            var send = CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank]);
-            var recv = CpuTestKit.Poisoned(ctx.Backend, c.count);
+            var send = TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank]);
+            var recv = TestTensors.Poisoned(ctx.Backend, c.count);
             ctx.World.AllReduce(send, recv, c.op);
-            return CpuTestKit.Download(ctx.Backend, recv);
+            return TestTensors.Download(recv);
         }).ToArray());
         for (int i = 0; i < cases.Length; i++)
         {
-            var expected = HostReduce(cases[i].inputs, cases[i].op);
+            var expected = HostReference.Reduce(cases[i].inputs, cases[i].op);
             for (int r = 0; r < ranks; r++)
             {
                 Numerics.AssertClose(results[r][i], expected, CpuTestKit.Tolerance(dtype),
@@ -74,10 +59,10 @@ public sealed class CpuCollectiveTests
         var cases = Counts.Select(count => (count, inputs: PerRank(rng, dtype, ranks, count))).ToArray();
         var results = CpuWorld.Run(ranks, dtype, ctx => cases.Select(c =>
         {
-            var send = CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank]);
-            var recv = CpuTestKit.Poisoned(ctx.Backend, (long)ranks * c.count);
+            var send = TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank]);
+            var recv = TestTensors.Poisoned(ctx.Backend, (long)ranks * c.count);
             ctx.World.AllGather(send, recv);
-            return CpuTestKit.Download(ctx.Backend, recv);
+            return TestTensors.Download(recv);
         }).ToArray());
         for (int i = 0; i < cases.Length; i++)
         {
@@ -99,14 +84,14 @@ public sealed class CpuCollectiveTests
                      select (count, op, inputs: PerRank(rng, dtype, ranks, ranks * count))).ToArray();
         var results = CpuWorld.Run(ranks, dtype, ctx => cases.Select(c =>
         {
-            var send = CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank]);
-            var recv = CpuTestKit.Poisoned(ctx.Backend, c.count);
+            var send = TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank]);
+            var recv = TestTensors.Poisoned(ctx.Backend, c.count);
             ctx.World.ReduceScatter(send, recv, c.op);
-            return CpuTestKit.Download(ctx.Backend, recv);
+            return TestTensors.Download(recv);
         }).ToArray());
         for (int i = 0; i < cases.Length; i++)
         {
-            var full = HostReduce(cases[i].inputs, cases[i].op);
+            var full = HostReference.Reduce(cases[i].inputs, cases[i].op);
             for (int r = 0; r < ranks; r++)
             {
                 Numerics.AssertClose(results[r][i], full[(r * cases[i].count)..((r + 1) * cases[i].count)],
@@ -125,10 +110,10 @@ public sealed class CpuCollectiveTests
                      select (count, root, inputs: PerRank(rng, dtype, ranks, count))).ToArray();
         var results = CpuWorld.Run(ranks, dtype, ctx => cases.Select(c =>
         {
-            var send = CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank]);
-            var recv = CpuTestKit.Poisoned(ctx.Backend, c.count);
+            var send = TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank]);
+            var recv = TestTensors.Poisoned(ctx.Backend, c.count);
             ctx.World.Broadcast(send, recv, c.root);
-            return CpuTestKit.Download(ctx.Backend, recv);
+            return TestTensors.Download(recv);
         }).ToArray());
         for (int i = 0; i < cases.Length; i++)
         {
@@ -149,14 +134,14 @@ public sealed class CpuCollectiveTests
                      select (count, op, root: rng.Next(ranks), inputs: PerRank(rng, dtype, ranks, count))).ToArray();
         var results = CpuWorld.Run(ranks, dtype, ctx => cases.Select(c =>
         {
-            var send = CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank]);
-            var recv = CpuTestKit.Poisoned(ctx.Backend, c.count);
+            var send = TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank]);
+            var recv = TestTensors.Poisoned(ctx.Backend, c.count);
             ctx.World.Reduce(send, recv, c.op, c.root);
-            return CpuTestKit.Download(ctx.Backend, recv);
+            return TestTensors.Download(recv);
         }).ToArray());
         for (int i = 0; i < cases.Length; i++)
         {
-            var expected = HostReduce(cases[i].inputs, cases[i].op);
+            var expected = HostReference.Reduce(cases[i].inputs, cases[i].op);
             for (int r = 0; r < ranks; r++)
             {
                 if (r == cases[i].root)
@@ -180,10 +165,10 @@ public sealed class CpuCollectiveTests
         var cases = Counts.Select(count => (count, inputs: PerRank(rng, dtype, ranks, count))).ToArray();
         var results = CpuWorld.Run(ranks, dtype, ctx => cases.Select(c =>
         {
-            var send = CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank]);
-            var recv = CpuTestKit.Poisoned(ctx.Backend, c.count);
+            var send = TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank]);
+            var recv = TestTensors.Poisoned(ctx.Backend, c.count);
             ctx.World.SendRecv(send, (ctx.Rank + 1) % ranks, recv, (ctx.Rank + ranks - 1) % ranks);
-            return CpuTestKit.Download(ctx.Backend, recv);
+            return TestTensors.Download(recv);
         }).ToArray());
         for (int i = 0; i < cases.Length; i++)
         {
@@ -204,8 +189,8 @@ public sealed class CpuCollectiveTests
         var results = CpuWorld.Run(ranks, dtype, ctx =>
         {
             int next = (ctx.Rank + 1) % ranks, previous = (ctx.Rank + ranks - 1) % ranks;
-            var sends = cases.Select(c => CpuTestKit.Upload(ctx.Backend, c.inputs[ctx.Rank])).ToArray();
-            var recvs = cases.Select(c => CpuTestKit.Poisoned(ctx.Backend, c.count)).ToArray();
+            var sends = cases.Select(c => TestTensors.Upload(ctx.Backend, c.inputs[ctx.Rank])).ToArray();
+            var recvs = cases.Select(c => TestTensors.Poisoned(ctx.Backend, c.count)).ToArray();
             // Even ranks send first and odd ranks receive first, so that every blocking send meets its receive.
             for (int i = 0; i < cases.Length; i++)
             {
@@ -220,7 +205,7 @@ public sealed class CpuCollectiveTests
                     ctx.World.Send(sends[i], next);
                 }
             }
-            return recvs.Select(t => CpuTestKit.Download(ctx.Backend, t)).ToArray();
+            return recvs.Select(t => TestTensors.Download(t)).ToArray();
         });
         for (int i = 0; i < cases.Length; i++)
         {
@@ -246,38 +231,38 @@ public sealed class CpuCollectiveTests
         var results = CpuWorld.Run(ranks, dtype, ctx =>
         {
             var backend = ctx.Backend;
-            var reduced = CpuTestKit.Upload(backend, reduceInputs[ctx.Rank]);
+            var reduced = TestTensors.Upload(backend, reduceInputs[ctx.Rank]);
             ctx.World.AllReduce(reduced, reduced, ReduceOp.Sum);
 
-            var gathered = CpuTestKit.Poisoned(backend, ranks * count);
+            var gathered = TestTensors.Poisoned(backend, ranks * count);
             var own = gathered.Slice(ctx.Rank * count, count);
             backend.Upload(own, gatherInputs[ctx.Rank]);
             ctx.World.AllGather(own, gathered);
 
-            var scattered = CpuTestKit.Upload(backend, scatterInputs[ctx.Rank]);
+            var scattered = TestTensors.Upload(backend, scatterInputs[ctx.Rank]);
             ctx.World.ReduceScatter(scattered, scattered.Slice(ctx.Rank * count, count), ReduceOp.Max);
 
-            var broadcast = CpuTestKit.Upload(backend, broadcastInputs[ctx.Rank]);
+            var broadcast = TestTensors.Upload(backend, broadcastInputs[ctx.Rank]);
             ctx.World.Broadcast(broadcast, broadcast, root);
 
-            var rootReduced = CpuTestKit.Upload(backend, reduceInputs[ctx.Rank]);
+            var rootReduced = TestTensors.Upload(backend, reduceInputs[ctx.Rank]);
             ctx.World.Reduce(rootReduced, rootReduced, ReduceOp.Min, root);
             return new[]
             {
-                CpuTestKit.Download(backend, reduced), CpuTestKit.Download(backend, gathered),
-                CpuTestKit.Download(backend, scattered)[(ctx.Rank * count)..((ctx.Rank + 1) * count)],
-                CpuTestKit.Download(backend, broadcast), CpuTestKit.Download(backend, rootReduced),
+                TestTensors.Download(reduced), TestTensors.Download(gathered),
+                TestTensors.Download(scattered)[(ctx.Rank * count)..((ctx.Rank + 1) * count)],
+                TestTensors.Download(broadcast), TestTensors.Download(rootReduced),
             };
         });
         double tol = CpuTestKit.Tolerance(dtype);
-        var maxScattered = HostReduce(scatterInputs, ReduceOp.Max);
+        var maxScattered = HostReference.Reduce(scatterInputs, ReduceOp.Max);
         for (int r = 0; r < ranks; r++)
         {
-            Numerics.AssertClose(results[r][0], HostReduce(reduceInputs, ReduceOp.Sum), tol, $"in-place AllReduce rank {r}");
+            Numerics.AssertClose(results[r][0], HostReference.Reduce(reduceInputs, ReduceOp.Sum), tol, $"in-place AllReduce rank {r}");
             Assert.Equal(gatherInputs.SelectMany(v => v), results[r][1]);
             Assert.Equal(maxScattered[(r * count)..((r + 1) * count)], results[r][2]);
             Assert.Equal(broadcastInputs[root], results[r][3]);
-            Assert.Equal(r == root ? HostReduce(reduceInputs, ReduceOp.Min) : reduceInputs[r], results[r][4]);
+            Assert.Equal(r == root ? HostReference.Reduce(reduceInputs, ReduceOp.Min) : reduceInputs[r], results[r][4]);
         }
     }
 
@@ -290,7 +275,7 @@ public sealed class CpuCollectiveTests
             .Select(_ => Enumerable.Range(0, count).Select(_ => rng.Next(-1000, 1000)).ToArray()).ToArray();
         var results = CpuWorld.Run(ranks, DType.Float32, ctx =>
         {
-            var send = CpuTestKit.UploadInts(ctx.Backend, inputs[ctx.Rank]);
+            var send = TestTensors.UploadInts(ctx.Backend, inputs[ctx.Rank]);
             var sum = ctx.Backend.Allocate(DType.Int32, count);
             var max = ctx.Backend.Allocate(DType.Int32, count);
             ctx.World.AllReduce(send, sum, ReduceOp.Sum);

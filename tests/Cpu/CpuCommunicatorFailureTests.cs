@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cpu;
+using ModelParallel.Tests.Support;
 
 namespace ModelParallel.Tests.Cpu;
 
@@ -142,7 +143,7 @@ public sealed class CpuCommunicatorFailureTests
             var ok = ctx.Backend.Allocate(DType.Float32, 4);
             ctx.Backend.Kernels.Fill(ok, ctx.Rank);
             ctx.World.AllReduce(ok, ok);
-            return (error.Message, CpuTestKit.Download(ctx.Backend, ok));
+            return (error.Message, TestTensors.Download(ok));
         });
         Assert.All(results, result =>
         {

@@ -34,43 +34,43 @@ public sealed class CpuCrossEntropyTests
         using var backend = new CpuBackend(dtype);
         var k = backend.Kernels;
         double tol = CpuTestKit.Tolerance(dtype);
-        var targetT = CpuTestKit.UploadInts(backend, targets);
+        var targetT = TestTensors.UploadInts(backend, targets);
         var shards = new Tensor[2];
         var maxima = new double[2][];
         for (int s = 0; s < 2; s++)
         {
             var shard = Enumerable.Range(0, rows)
                 .SelectMany(r => logits.AsSpan(r * vocab + shardStart[s], shardCols[s]).ToArray()).ToArray();
-            shards[s] = CpuTestKit.Upload(backend, shard);
-            var maxT = CpuTestKit.Poisoned(backend, rows);
+            shards[s] = TestTensors.Upload(backend, shard);
+            var maxT = TestTensors.Poisoned(backend, rows);
             k.CrossEntropyRowMax(maxT, shards[s], rows, shardCols[s]);
-            maxima[s] = CpuTestKit.Download(backend, maxT);
+            maxima[s] = TestTensors.Download(maxT);
             Assert.Equal(Enumerable.Range(0, rows).Select(r => shard.AsSpan(r * shardCols[s], shardCols[s]).ToArray().Max()), maxima[s]);
         }
         // The all-reduces a vocab-parallel layer performs: max of the maxima, then sums of the shards' pieces.
-        var globalMax = CpuTestKit.Upload(backend, [.. maxima[0].Zip(maxima[1], Math.Max)]);
+        var globalMax = TestTensors.Upload(backend, [.. maxima[0].Zip(maxima[1], Math.Max)]);
         var sumExp = new double[rows];
         var targetLogit = new double[rows];
         for (int s = 0; s < 2; s++)
         {
-            var sumT = CpuTestKit.Poisoned(backend, rows);
-            var targetT2 = CpuTestKit.Poisoned(backend, rows);
+            var sumT = TestTensors.Poisoned(backend, rows);
+            var targetT2 = TestTensors.Poisoned(backend, rows);
             k.CrossEntropySumExp(sumT, targetT2, shards[s], globalMax, targetT, rows, shardCols[s], shardStart[s]);
-            sumExp = CpuReference.Add(sumExp, CpuTestKit.Download(backend, sumT));
-            targetLogit = CpuReference.Add(targetLogit, CpuTestKit.Download(backend, targetT2));
+            sumExp = CpuReference.Add(sumExp, TestTensors.Download(sumT));
+            targetLogit = CpuReference.Add(targetLogit, TestTensors.Download(targetT2));
         }
-        var sumExpT = CpuTestKit.Upload(backend, sumExp);
-        var lossT = CpuTestKit.Poisoned(backend, rows);
-        k.CrossEntropyLoss(lossT, globalMax, sumExpT, CpuTestKit.Upload(backend, targetLogit), rows);
-        Numerics.AssertClose(CpuTestKit.Download(backend, lossT), expectedLoss, tol, "loss");
+        var sumExpT = TestTensors.Upload(backend, sumExp);
+        var lossT = TestTensors.Poisoned(backend, rows);
+        k.CrossEntropyLoss(lossT, globalMax, sumExpT, TestTensors.Upload(backend, targetLogit), rows);
+        Numerics.AssertClose(TestTensors.Download(lossT), expectedLoss, tol, "loss");
 
         for (int s = 0; s < 2; s++)
         {
-            var gradT = CpuTestKit.Poisoned(backend, rows * shardCols[s]);
+            var gradT = TestTensors.Poisoned(backend, rows * shardCols[s]);
             k.CrossEntropyBackward(gradT, shards[s], globalMax, sumExpT, targetT, rows, shardCols[s], shardStart[s], (float)scale);
             var expectedShard = Enumerable.Range(0, rows)
                 .SelectMany(r => expectedGrad.AsSpan(r * vocab + shardStart[s], shardCols[s]).ToArray()).ToArray();
-            Numerics.AssertClose(CpuTestKit.Download(backend, gradT), expectedShard, tol, $"dLogits of shard {s}");
+            Numerics.AssertClose(TestTensors.Download(gradT), expectedShard, tol, $"dLogits of shard {s}");
         }
     }
 

@@ -21,18 +21,18 @@ public sealed class CpuElementwiseTests
         var k = backend.Kernels;
         double tol = CpuTestKit.Tolerance(dtype);
 
-        var sum = CpuTestKit.Poisoned(backend, rows * cols);
-        k.Add(sum, CpuTestKit.Upload(backend, a), CpuTestKit.Upload(backend, b));
-        Numerics.AssertClose(CpuTestKit.Download(backend, sum), CpuReference.Add(a, b), tol, "Add");
+        var sum = TestTensors.Poisoned(backend, rows * cols);
+        k.Add(sum, TestTensors.Upload(backend, a), TestTensors.Upload(backend, b));
+        Numerics.AssertClose(TestTensors.Download(sum), CpuReference.Add(a, b), tol, "Add");
 
-        var y = CpuTestKit.Upload(backend, a);
-        k.AddBias(y, CpuTestKit.Upload(backend, bias), rows, cols);
-        Numerics.AssertClose(CpuTestKit.Download(backend, y), [.. a.Select((v, i) => v + bias[i % cols])], tol, "AddBias");
+        var y = TestTensors.Upload(backend, a);
+        k.AddBias(y, TestTensors.Upload(backend, bias), rows, cols);
+        Numerics.AssertClose(TestTensors.Download(y), [.. a.Select((v, i) => v + bias[i % cols])], tol, "AddBias");
 
-        var dBias = CpuTestKit.Upload(backend, dBias0);
-        k.BiasGrad(dBias, CpuTestKit.Upload(backend, b), rows, cols);
+        var dBias = TestTensors.Upload(backend, dBias0);
+        k.BiasGrad(dBias, TestTensors.Upload(backend, b), rows, cols);
         var expected = dBias0.Select((v, c) => v + Enumerable.Range(0, rows).Sum(r => b[r * cols + c])).ToArray();
-        Numerics.AssertClose(CpuTestKit.Download(backend, dBias), expected, tol, "accumulated BiasGrad");
+        Numerics.AssertClose(TestTensors.Download(dBias), expected, tol, "accumulated BiasGrad");
     }
 
     [Theory]
@@ -48,9 +48,9 @@ public sealed class CpuElementwiseTests
         var y = CpuTestKit.Random(rng, yType, count);
         float alpha = (float)(rng.NextDouble() + 0.5);
         using var backend = new CpuBackend(DType.Float64);
-        var yt = CpuTestKit.Upload(backend, y, yType);
-        backend.Kernels.Axpy(yt, alpha, CpuTestKit.Upload(backend, x, xType));
-        Numerics.AssertClose(CpuTestKit.Download(backend, yt), [.. y.Select((v, i) => v + alpha * x[i])],
+        var yt = TestTensors.Upload(backend, y, yType);
+        backend.Kernels.Axpy(yt, alpha, TestTensors.Upload(backend, x, xType));
+        Numerics.AssertClose(TestTensors.Download(yt), [.. y.Select((v, i) => v + alpha * x[i])],
             CpuTestKit.Tolerance(yType), $"Axpy into {yType} from {xType}");
     }
 
@@ -68,17 +68,17 @@ public sealed class CpuElementwiseTests
         Assert.Equal("value", Assert.Throws<ArgumentOutOfRangeException>(() => k.Fill(ints, 0.5)).ParamName);
 
         var doubles = CpuTestKit.Random(rng, DType.Float64, 9);
-        var source = CpuTestKit.Upload(backend, doubles, DType.Float64);
-        var asFloat = CpuTestKit.Poisoned(backend, 9, DType.Float32);
+        var source = TestTensors.Upload(backend, doubles, DType.Float64);
+        var asFloat = TestTensors.Poisoned(backend, 9, DType.Float32);
         k.Convert(asFloat, source);
-        Assert.Equal(CpuTestKit.Rounded(DType.Float32, doubles), CpuTestKit.Download(backend, asFloat));
-        var back = CpuTestKit.Poisoned(backend, 9, DType.Float64);
+        Assert.Equal(CpuTestKit.Rounded(DType.Float32, doubles), TestTensors.Download(asFloat));
+        var back = TestTensors.Poisoned(backend, 9, DType.Float64);
         k.Convert(back, asFloat);
-        Assert.Equal(CpuTestKit.Rounded(DType.Float32, doubles), CpuTestKit.Download(backend, back));
+        Assert.Equal(CpuTestKit.Rounded(DType.Float32, doubles), TestTensors.Download(back));
 
-        var fromInts = CpuTestKit.Poisoned(backend, 5, DType.Float64);
+        var fromInts = TestTensors.Poisoned(backend, 5, DType.Float64);
         k.Convert(fromInts, ints);
-        Assert.All(CpuTestKit.Download(backend, fromInts), v => Assert.Equal(-7.0, v));
+        Assert.All(TestTensors.Download(fromInts), v => Assert.Equal(-7.0, v));
         Assert.Contains("cannot convert Float32 to Int32", Assert.Throws<ArgumentException>(
             () => k.Convert(ints, asFloat.Slice(0, 5))).Message);
         Assert.Contains("9", Assert.Throws<ArgumentException>(() => k.Convert(ints, asFloat)).Message);
@@ -92,9 +92,9 @@ public sealed class CpuElementwiseTests
         const int rows = 3, cols = 4, srcStride = 6, dstStride = 5;
         var src = CpuTestKit.Random(rng, dtype, rows * srcStride);
         using var backend = new CpuBackend(dtype);
-        var dst = CpuTestKit.Poisoned(backend, rows * dstStride);
-        backend.Kernels.Copy2D(dst, dstStride, CpuTestKit.Upload(backend, src).Slice(1, rows * srcStride - 1), srcStride, rows, cols);
-        var result = CpuTestKit.Download(backend, dst);
+        var dst = TestTensors.Poisoned(backend, rows * dstStride);
+        backend.Kernels.Copy2D(dst, dstStride, TestTensors.Upload(backend, src).Slice(1, rows * srcStride - 1), srcStride, rows, cols);
+        var result = TestTensors.Download(dst);
         for (int r = 0; r < rows; r++)
         {
             for (int c = 0; c < dstStride; c++)

@@ -33,14 +33,14 @@ public sealed class CpuEmbeddingTests
         }
 
         using var backend = new CpuBackend(dtype);
-        var idt = CpuTestKit.UploadInts(backend, ids);
-        var outt = CpuTestKit.Poisoned(backend, tokens * hidden);
-        backend.Kernels.EmbeddingForward(outt, idt, CpuTestKit.Upload(backend, table), tokens, hidden, vocabStart, vocabRows);
-        var dtt = CpuTestKit.Upload(backend, dTable0);
-        backend.Kernels.EmbeddingBackward(dtt, CpuTestKit.Upload(backend, dOut), idt, tokens, hidden, vocabStart, vocabRows);
+        var idt = TestTensors.UploadInts(backend, ids);
+        var outt = TestTensors.Poisoned(backend, tokens * hidden);
+        backend.Kernels.EmbeddingForward(outt, idt, TestTensors.Upload(backend, table), tokens, hidden, vocabStart, vocabRows);
+        var dtt = TestTensors.Upload(backend, dTable0);
+        backend.Kernels.EmbeddingBackward(dtt, TestTensors.Upload(backend, dOut), idt, tokens, hidden, vocabStart, vocabRows);
         double tol = CpuTestKit.Tolerance(dtype);
-        Assert.Equal(expectedOut, CpuTestKit.Download(backend, outt));
-        Numerics.AssertClose(CpuTestKit.Download(backend, dtt), expectedDTable, tol, "accumulated dTable");
+        Assert.Equal(expectedOut, TestTensors.Download(outt));
+        Numerics.AssertClose(TestTensors.Download(dtt), expectedDTable, tol, "accumulated dTable");
     }
 
     [Fact]

@@ -66,42 +66,42 @@ public sealed class CpuGemmTests
                 }
             }
 
-            var at = CpuTestKit.Upload(backend, a);
-            var bt = CpuTestKit.Upload(backend, b);
+            var at = TestTensors.Upload(backend, a);
+            var bt = TestTensors.Upload(backend, b);
             // With beta = 0 the kernel must not read C: poisoning it checks that.
-            var ct = beta != 0f ? CpuTestKit.Upload(backend, c0) : CpuTestKit.Poisoned(backend, m * n);
-            var biasT = epilogue is GemmEpilogue.Bias or GemmEpilogue.BiasGelu ? CpuTestKit.Upload(backend, bias) : null;
+            var ct = beta != 0f ? TestTensors.Upload(backend, c0) : TestTensors.Poisoned(backend, m * n);
+            var biasT = epilogue is GemmEpilogue.Bias or GemmEpilogue.BiasGelu ? TestTensors.Upload(backend, bias) : null;
             var auxT = epilogue switch
             {
-                GemmEpilogue.DGelu => CpuTestKit.Upload(backend, auxIn),
-                GemmEpilogue.BiasGelu or GemmEpilogue.Gelu => CpuTestKit.Poisoned(backend, m * n),
+                GemmEpilogue.DGelu => TestTensors.Upload(backend, auxIn),
+                GemmEpilogue.BiasGelu or GemmEpilogue.Gelu => TestTensors.Poisoned(backend, m * n),
                 _ => null,
             };
             var biasGradT = epilogue switch
             {
-                GemmEpilogue.DGelu => CpuTestKit.Poisoned(backend, n),
-                GemmEpilogue.BiasGradA => CpuTestKit.Poisoned(backend, m),
+                GemmEpilogue.DGelu => TestTensors.Poisoned(backend, n),
+                GemmEpilogue.BiasGradA => TestTensors.Poisoned(backend, m),
                 _ => null,
             };
             backend.Kernels.Gemm(ct, at, bt, m, n, k, transA, transB, alpha, beta, epilogue, biasT, auxT, biasGradT);
 
             string what = $"{epilogue} transA={transA} transB={transB} m={m} n={n} k={k}";
             double tol = CpuTestKit.Tolerance(dtype);
-            Numerics.AssertClose(CpuTestKit.Download(backend, ct), expected, tol, $"C of {what}");
+            Numerics.AssertClose(TestTensors.Download(ct), expected, tol, $"C of {what}");
             if (epilogue is GemmEpilogue.BiasGelu or GemmEpilogue.Gelu)
             {
-                Numerics.AssertClose(CpuTestKit.Download(backend, auxT!), expectedAux, tol, $"aux of {what}");
+                Numerics.AssertClose(TestTensors.Download(auxT!), expectedAux, tol, $"aux of {what}");
             }
             if (epilogue == GemmEpilogue.DGelu)
             {
                 var columnSums = Enumerable.Range(0, n).Select(j => Enumerable.Range(0, m).Sum(i => expected[i * n + j])).ToArray();
-                Numerics.AssertClose(CpuTestKit.Download(backend, biasGradT!), columnSums, tol, $"biasGrad of {what}");
+                Numerics.AssertClose(TestTensors.Download(biasGradT!), columnSums, tol, $"biasGrad of {what}");
             }
             if (epilogue == GemmEpilogue.BiasGradA)
             {
                 var rowSums = Enumerable.Range(0, m)
                     .Select(i => Enumerable.Range(0, k).Sum(p => transA ? a[p * m + i] : a[i * k + p])).ToArray();
-                Numerics.AssertClose(CpuTestKit.Download(backend, biasGradT!), rowSums, tol, $"biasGrad of {what}");
+                Numerics.AssertClose(TestTensors.Download(biasGradT!), rowSums, tol, $"biasGrad of {what}");
             }
         }
     }
@@ -114,11 +114,11 @@ public sealed class CpuGemmTests
         const int m = 4, n = 6, k = 5;
         var a = CpuTestKit.Random(rng, DType.Float64, m * k);
         var b = CpuTestKit.Random(rng, DType.Float64, k * n);
-        var ct = CpuTestKit.Poisoned(backend, m * n);
-        backend.Kernels.Gemm(ct, CpuTestKit.Upload(backend, a), CpuTestKit.Upload(backend, b), m, n, k, false, false,
+        var ct = TestTensors.Poisoned(backend, m * n);
+        backend.Kernels.Gemm(ct, TestTensors.Upload(backend, a), TestTensors.Upload(backend, b), m, n, k, false, false,
             epilogue: GemmEpilogue.Gelu);
         var expected = CpuReference.MatMul(a, b, m, n, k, false, false).Select(CpuReference.Gelu).ToArray();
-        Numerics.AssertClose(CpuTestKit.Download(backend, ct), expected, 1e-12, "GeLU GEMM without aux");
+        Numerics.AssertClose(TestTensors.Download(ct), expected, 1e-12, "GeLU GEMM without aux");
     }
 
     [Fact]

@@ -46,41 +46,41 @@ public sealed class CpuNormTests
 
             using var backend = new CpuBackend(dtype);
             var k = backend.Kernels;
-            var yt = CpuTestKit.Poisoned(backend, rows * cols);
-            var sumt = CpuTestKit.Poisoned(backend, rows * cols);
-            var statst = CpuTestKit.Poisoned(backend, 2 * rows);
-            var wt = CpuTestKit.Upload(backend, weight);
-            var bt = bias is null ? null : CpuTestKit.Upload(backend, bias);
-            k.NormForward(kind, yt, sumt, statst, CpuTestKit.Upload(backend, x),
-                withResidual ? CpuTestKit.Upload(backend, residual) : null, wt, bt, rows, cols, Eps);
-            Numerics.AssertClose(CpuTestKit.Download(backend, yt), expectedY, tol, $"y of {what}");
-            Numerics.AssertClose(CpuTestKit.Download(backend, sumt), input, tol, $"sum of {what}");
-            var stats = CpuTestKit.Download(backend, statst);
+            var yt = TestTensors.Poisoned(backend, rows * cols);
+            var sumt = TestTensors.Poisoned(backend, rows * cols);
+            var statst = TestTensors.Poisoned(backend, 2 * rows);
+            var wt = TestTensors.Upload(backend, weight);
+            var bt = bias is null ? null : TestTensors.Upload(backend, bias);
+            k.NormForward(kind, yt, sumt, statst, TestTensors.Upload(backend, x),
+                withResidual ? TestTensors.Upload(backend, residual) : null, wt, bt, rows, cols, Eps);
+            Numerics.AssertClose(TestTensors.Download(yt), expectedY, tol, $"y of {what}");
+            Numerics.AssertClose(TestTensors.Download(sumt), input, tol, $"sum of {what}");
+            var stats = TestTensors.Download(statst);
             Numerics.AssertClose(stats[rows..], rstd, tol, $"rstd of {what}");
             if (kind == NormKind.LayerNorm)
             {
                 Numerics.AssertClose(stats[..rows], mean, tol, $"mean of {what}");
             }
 
-            var dxt = CpuTestKit.Poisoned(backend, rows * cols);
-            var dwt = CpuTestKit.Upload(backend, dWeight0);
-            var dbt = withBias ? CpuTestKit.Upload(backend, dBias0) : null;
-            k.NormBackward(kind, dxt, dwt, dbt, CpuTestKit.Upload(backend, dy),
-                withResidual ? CpuTestKit.Upload(backend, dResidual) : null, sumt, wt, statst, rows, cols);
+            var dxt = TestTensors.Poisoned(backend, rows * cols);
+            var dwt = TestTensors.Upload(backend, dWeight0);
+            var dbt = withBias ? TestTensors.Upload(backend, dBias0) : null;
+            k.NormBackward(kind, dxt, dwt, dbt, TestTensors.Upload(backend, dy),
+                withResidual ? TestTensors.Upload(backend, dResidual) : null, sumt, wt, statst, rows, cols);
 
             // Gradients of L = sum(dy .* norm(input; weight, bias)).
             double Loss(double[] inp, double[] w, double[]? b) => CpuReference.Dot(dy, CpuReference.Norm(kind, inp, w, b, rows, cols, Eps).Y);
             var dx = FiniteDifference.Gradient(v => Loss(v, weight, bias), [.. input]);
             var dw = FiniteDifference.Gradient(v => Loss(input, v, bias), [.. weight]);
             double gradTol = CpuTestKit.GradientTolerance(dtype);
-            Numerics.AssertClose(CpuTestKit.Download(backend, dxt), withResidual ? CpuReference.Add(dx, dResidual) : dx, gradTol,
+            Numerics.AssertClose(TestTensors.Download(dxt), withResidual ? CpuReference.Add(dx, dResidual) : dx, gradTol,
                 $"dx of {what}");
-            Numerics.AssertClose(CpuTestKit.Download(backend, dwt), CpuReference.Add(dWeight0, dw), gradTol,
+            Numerics.AssertClose(TestTensors.Download(dwt), CpuReference.Add(dWeight0, dw), gradTol,
                 $"accumulated dWeight of {what}");
             if (bias is not null)
             {
                 var db = FiniteDifference.Gradient(v => Loss(input, weight, v), [.. bias]);
-                Numerics.AssertClose(CpuTestKit.Download(backend, dbt!), CpuReference.Add(dBias0, db), gradTol,
+                Numerics.AssertClose(TestTensors.Download(dbt!), CpuReference.Add(dBias0, db), gradTol,
                     $"accumulated dBias of {what}");
             }
         }
@@ -94,10 +94,10 @@ public sealed class CpuNormTests
         var x = CpuTestKit.Random(rng, DType.Float64, rows * cols);
         var weight = CpuTestKit.Random(rng, DType.Float64, cols);
         using var backend = new CpuBackend(DType.Float64);
-        var yt = CpuTestKit.Poisoned(backend, rows * cols);
-        backend.Kernels.NormForward(NormKind.RmsNorm, yt, null, CpuTestKit.Poisoned(backend, 2 * rows),
-            CpuTestKit.Upload(backend, x), null, CpuTestKit.Upload(backend, weight), null, rows, cols, Eps);
-        Numerics.AssertClose(CpuTestKit.Download(backend, yt), CpuReference.Norm(NormKind.RmsNorm, x, weight, null, rows, cols, Eps).Y,
+        var yt = TestTensors.Poisoned(backend, rows * cols);
+        backend.Kernels.NormForward(NormKind.RmsNorm, yt, null, TestTensors.Poisoned(backend, 2 * rows),
+            TestTensors.Upload(backend, x), null, TestTensors.Upload(backend, weight), null, rows, cols, Eps);
+        Numerics.AssertClose(TestTensors.Download(yt), CpuReference.Norm(NormKind.RmsNorm, x, weight, null, rows, cols, Eps).Y,
             1e-12, "RmsNorm without residual");
     }
 

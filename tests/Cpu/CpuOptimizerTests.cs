@@ -21,12 +21,12 @@ public sealed class CpuOptimizerTests
 
         using var backend = new CpuBackend(dtype);
         var k = backend.Kernels;
-        var master = CpuTestKit.Upload(backend, w);
+        var master = TestTensors.Upload(backend, w);
         var m = backend.Allocate(dtype, count);
         var v = backend.Allocate(dtype, count);
         k.Fill(m, 0);
         k.Fill(v, 0);
-        var model = CpuTestKit.Poisoned(backend, count, modelType);
+        var model = TestTensors.Poisoned(backend, count, modelType);
 
         var expectedW = (double[])w.Clone();
         var expectedM = new double[count];
@@ -34,7 +34,7 @@ public sealed class CpuOptimizerTests
         for (int step = 1; step <= steps; step++)
         {
             var g = grads[step - 1];
-            k.AdamW(master, model, CpuTestKit.Upload(backend, g), m, v, lr, beta1, beta2, eps, weightDecay, step);
+            k.AdamW(master, model, TestTensors.Upload(backend, g), m, v, lr, beta1, beta2, eps, weightDecay, step);
             for (int i = 0; i < count; i++)
             {
                 expectedM[i] = beta1 * expectedM[i] + (1 - (double)beta1) * g[i];
@@ -45,10 +45,10 @@ public sealed class CpuOptimizerTests
             }
         }
         double tol = CpuTestKit.Tolerance(dtype);
-        Numerics.AssertClose(CpuTestKit.Download(backend, master), expectedW, tol, "master weights");
-        Numerics.AssertClose(CpuTestKit.Download(backend, m), expectedM, tol, "first moment");
-        Numerics.AssertClose(CpuTestKit.Download(backend, v), expectedV, tol, "second moment");
-        Numerics.AssertClose(CpuTestKit.Download(backend, model), CpuTestKit.Rounded(modelType, CpuTestKit.Download(backend, master)),
+        Numerics.AssertClose(TestTensors.Download(master), expectedW, tol, "master weights");
+        Numerics.AssertClose(TestTensors.Download(m), expectedM, tol, "first moment");
+        Numerics.AssertClose(TestTensors.Download(v), expectedV, tol, "second moment");
+        Numerics.AssertClose(TestTensors.Download(model), CpuTestKit.Rounded(modelType, TestTensors.Download(master)),
             0, "model copy");
     }
 

@@ -14,7 +14,7 @@ public sealed class CpuPrecisionTests
     {
         using var backend = new CpuBackend(dtype);
         var k = backend.Kernels;
-        Tensor Up(string name) => CpuTestKit.Upload(backend, inputs[name]);
+        Tensor Up(string name) => TestTensors.Upload(backend, inputs[name]);
         var outputs = new List<double[]>();
         int qCount = tokens * shape.Heads * shape.HeadDim, kvCount = tokens * shape.KvHeads * shape.HeadDim;
 
@@ -22,7 +22,7 @@ public sealed class CpuPrecisionTests
         var sum = backend.Allocate(dtype, tokens * hidden);
         k.NormForward(NormKind.RmsNorm, normed, sum, backend.Allocate(dtype, 2 * tokens), Up("x"), Up("residual"),
             Up("normWeight"), null, tokens, hidden, 1e-5f);
-        outputs.Add(CpuTestKit.Download(backend, normed));
+        outputs.Add(TestTensors.Download(normed));
 
         int qkvCols = qCount / tokens + 2 * kvCount / tokens;
         var qkv = backend.Allocate(dtype, tokens * qkvCols);
@@ -39,27 +39,27 @@ public sealed class CpuPrecisionTests
         var o = backend.Allocate(dtype, qCount);
         var lse = backend.Allocate(dtype, shape.Batch * shape.Heads * shape.SeqLen);
         k.AttentionForward(o, lse, q, kk, v, shape);
-        outputs.Add(CpuTestKit.Download(backend, o));
+        outputs.Add(TestTensors.Download(o));
         var dq = backend.Allocate(dtype, qCount);
         var dk = backend.Allocate(dtype, kvCount);
         var dv = backend.Allocate(dtype, kvCount);
         k.AttentionBackward(dq, dk, dv, Up("dO"), q, kk, v, o, lse, shape);
-        outputs.Add(CpuTestKit.Download(backend, dq));
-        outputs.Add(CpuTestKit.Download(backend, dk));
-        outputs.Add(CpuTestKit.Download(backend, dv));
+        outputs.Add(TestTensors.Download(dq));
+        outputs.Add(TestTensors.Download(dk));
+        outputs.Add(TestTensors.Download(dv));
 
         int ffn = 3 * hidden;
         var preAct = backend.Allocate(dtype, tokens * ffn);
         var act = backend.Allocate(dtype, tokens * ffn);
         k.Gemm(act, normed, Up("wUp"), tokens, ffn, hidden, false, true, epilogue: GemmEpilogue.BiasGelu, bias: Up("bUp"),
             aux: preAct);
-        outputs.Add(CpuTestKit.Download(backend, act));
+        outputs.Add(TestTensors.Download(act));
         var dAct = backend.Allocate(dtype, tokens * ffn);
         var dBias = backend.Allocate(dtype, ffn);
         k.Gemm(dAct, Up("dMlp"), Up("wDown"), tokens, ffn, hidden, false, false, epilogue: GemmEpilogue.DGelu, aux: preAct,
             biasGrad: dBias);
-        outputs.Add(CpuTestKit.Download(backend, dAct));
-        outputs.Add(CpuTestKit.Download(backend, dBias));
+        outputs.Add(TestTensors.Download(dAct));
+        outputs.Add(TestTensors.Download(dBias));
         return outputs;
     }
 

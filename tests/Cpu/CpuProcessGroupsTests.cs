@@ -1,5 +1,6 @@
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cpu;
+using ModelParallel.Tests.Support;
 
 namespace ModelParallel.Tests.Cpu;
 
@@ -9,7 +10,7 @@ public sealed class CpuProcessGroupsTests
     /// <summary>The world ranks of the group's members, in group rank order, learnt by an all-gather over the group.</summary>
     private static int[] Members(RankContext ctx, ICommunicator group)
     {
-        var mine = CpuTestKit.UploadInts(ctx.Backend, [ctx.Rank]);
+        var mine = TestTensors.UploadInts(ctx.Backend, [ctx.Rank]);
         var all = ctx.Backend.Allocate(DType.Int32, group.Size);
         group.AllGather(mine, all);
         var members = new int[group.Size];
@@ -94,9 +95,9 @@ public sealed class CpuProcessGroupsTests
         var sums = CpuWorld.Run(world, DType.Float64, ctx =>
         {
             using var groups = ProcessGroups.Create(ctx.World, tp, pp);
-            var value = CpuTestKit.Upload(ctx.Backend, [ctx.Rank + 1.0]);
+            var value = TestTensors.Upload(ctx.Backend, [ctx.Rank + 1.0]);
             groups.TensorParallel.AllReduce(value, value);
-            return CpuTestKit.Download(ctx.Backend, value)[0];
+            return TestTensors.Download(value)[0];
         });
         for (int g = 0; g < world; g++)
         {

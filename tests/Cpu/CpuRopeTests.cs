@@ -40,15 +40,15 @@ public sealed class CpuRopeTests
         var x = CpuTestKit.Random(rng, dtype, Seq * Batch * Heads * HeadDim);
         var dy = CpuTestKit.Random(rng, dtype, x.Length);
         using var backend = new CpuBackend(dtype);
-        var xt = CpuTestKit.Upload(backend, x);
+        var xt = TestTensors.Upload(backend, x);
         backend.Kernels.Rope(xt, Seq, Batch, Heads, HeadDim, Theta, Offset, backward: false);
-        var y = CpuTestKit.Download(backend, xt);
+        var y = TestTensors.Download(xt);
         double tol = CpuTestKit.Tolerance(dtype);
         Numerics.AssertClose(y, Rotate(x, 1), tol, "RoPE forward");
 
-        var dyt = CpuTestKit.Upload(backend, dy);
+        var dyt = TestTensors.Upload(backend, dy);
         backend.Kernels.Rope(dyt, Seq, Batch, Heads, HeadDim, Theta, Offset, backward: true);
-        var dx = CpuTestKit.Download(backend, dyt);
+        var dx = TestTensors.Download(dyt);
         Numerics.AssertClose(dx, Rotate(dy, -1), tol, "RoPE backward");
         // Backward is the gradient of forward: <dy, R x> = <R^T dy, x>.
         double lhs = CpuReference.Dot(dy, Rotate(x, 1)), rhs = CpuReference.Dot(dx, x);

@@ -3,7 +3,7 @@ using ModelParallel.Tests.Support;
 
 namespace ModelParallel.Tests.Cpu;
 
-/// <summary>Moves test data in and out of a backend and picks tolerances for its compute dtype.</summary>
+/// <summary>Random test data for the CPU backend's compute dtypes, and tolerances for them.</summary>
 internal static class CpuTestKit
 {
     /// <summary>The compute dtypes of the CPU backend, for theories.</summary>
@@ -22,34 +22,4 @@ internal static class CpuTestKit
     /// <summary>Fresh random values in [-scale, scale], rounded to <paramref name="dtype"/>.</summary>
     public static double[] Random(Random rng, DType dtype, int count, double scale = 1) =>
         Rounded(dtype, Numerics.RandomArray(rng, count, scale));
-
-    /// <summary>A tensor of the backend's compute dtype holding <paramref name="values"/>.</summary>
-    public static Tensor Upload(IBackend backend, double[] values, DType? dtype = null)
-    {
-        var tensor = backend.Allocate(dtype ?? backend.Compute, values.Length);
-        backend.Upload(tensor, values);
-        return tensor;
-    }
-
-    public static Tensor UploadInts(IBackend backend, int[] values)
-    {
-        var tensor = backend.Allocate(DType.Int32, values.Length);
-        backend.Upload(tensor, values);
-        return tensor;
-    }
-
-    /// <summary>A compute-dtype tensor filled with NaN, so that an element the kernel fails to write shows up.</summary>
-    public static Tensor Poisoned(IBackend backend, long count, DType? dtype = null)
-    {
-        var tensor = backend.Allocate(dtype ?? backend.Compute, count);
-        backend.Kernels.Fill(tensor, double.NaN);
-        return tensor;
-    }
-
-    public static double[] Download(IBackend backend, Tensor tensor)
-    {
-        var values = new double[tensor.Count];
-        backend.Download(tensor, values);
-        return values;
-    }
 }

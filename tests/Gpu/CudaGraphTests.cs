@@ -1,3 +1,4 @@
+using ModelParallel.Cli;
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cuda;
 using ModelParallel.Tests.Support;
@@ -23,14 +24,14 @@ public class CudaGraphTests
         var a = Enumerable.Range(0, replays).Select(_ => NcclCollectiveTests.Inputs(rng, gpus, m * k, dtype)).ToArray();
         var b = NcclCollectiveTests.Inputs(rng, gpus, k * n, dtype);
         var expected = Enumerable.Range(0, replays).Select(replay =>
-            NcclCollectiveTests.Reduce([.. Enumerable.Range(0, gpus).Select(r => Cpu.CpuReference.MatMul(a[replay][r], b[r], m, n, k, false, false))],
+            HostReference.Reduce([.. Enumerable.Range(0, gpus).Select(r => Cpu.CpuReference.MatMul(a[replay][r], b[r], m, n, k, false, false))],
                 ReduceOp.Sum)).ToArray();
         var errors = CudaWorld.Run(gpus, ctx =>
         {
             var backend = (CudaBackend)ctx.Backend;
-            using var ta = NcclCollectiveTests.Upload(backend, a[0][ctx.Rank], dtype);
-            using var tb = NcclCollectiveTests.Upload(backend, b[ctx.Rank], dtype);
-            using var tc = NcclCollectiveTests.Poisoned(backend, m * n, dtype);
+            using var ta = TestTensors.Upload(backend, a[0][ctx.Rank], dtype);
+            using var tb = TestTensors.Upload(backend, b[ctx.Rank], dtype);
+            using var tc = TestTensors.Poisoned(backend, m * n, dtype);
             // Warm-up outside the capture: the GEMM plan and NCCL's connections are set up here.
             backend.Kernels.Gemm(tc, ta, tb, m, n, k, false, false);
             ctx.World.AllReduce(tc, tc);
@@ -46,7 +47,7 @@ public class CudaGraphTests
                 backend.Upload(ta, a[replay][ctx.Rank]);
                 backend.Kernels.Fill(tc, double.NaN);
                 graph.Replay(backend.Stream);
-                worst = Math.Max(worst, Numerics.RelativeError(NcclCollectiveTests.Download(backend, tc), expected[replay]));
+                worst = Math.Max(worst, Numerics.RelativeError(TestTensors.Download(tc), expected[replay]));
             }
             return worst;
         });
@@ -62,6 +63,6 @@ public class CudaGraphTests
             CudaGraph.Capture(backend.Stream, () => throw new InvalidOperationException("capture abandoned")));
         using var t = backend.Allocate(DType.Float32, 3);
         backend.Upload(t, [1.0, 2.0, 3.0]);
-        Assert.Equal([1.0, 2.0, 3.0], NcclCollectiveTests.Download(backend, t));
+        Assert.Equal([1.0, 2.0, 3.0], TestTensors.Download(t));
     }
 }

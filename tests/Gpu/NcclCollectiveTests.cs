@@ -1,3 +1,4 @@
+using ModelParallel.Cli;
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cuda;
 using ModelParallel.Tests.Support;
@@ -25,22 +26,20 @@ public class NcclCollectiveTests
     public void AllReduceWithEveryOperation(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype))
         {
-            var inputs = Inputs(rng, gpus, count, dtype);
             foreach (var op in Enum.GetValues<ReduceOp>())
             {
-                double[] expected = Reduce(inputs, op);
+                double[] expected = HostReference.Reduce(inputs, op);
                 var errors = CudaWorld.Run(gpus, ctx =>
                 {
                     var backend = ctx.Backend;
-                    using var send = Upload(backend, inputs[ctx.Rank], dtype);
-                    using var recv = Poisoned(backend, count, dtype);
+                    using var send = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                    using var recv = TestTensors.Poisoned(backend, count, dtype);
                     ctx.World.AllReduce(send, recv, op);
-                    double outOfPlace = Numerics.RelativeError(Download(backend, recv), expected);
+                    double outOfPlace = Numerics.RelativeError(TestTensors.Download(recv), expected);
                     ctx.World.AllReduce(send, send, op);
-                    double inPlace = Numerics.RelativeError(Download(backend, send), expected);
+                    double inPlace = Numerics.RelativeError(TestTensors.Download(send), expected);
                     return Math.Max(outOfPlace, inPlace);
                 });
                 AssertWithin(errors, GpuTwin.Tolerance(dtype), $"all-reduce {op} of {count} x {dtype} on {gpus} GPUs");
@@ -53,23 +52,21 @@ public class NcclCollectiveTests
     public void AllGatherConcatenatesInRankOrder(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype))
         {
-            var inputs = Inputs(rng, gpus, count, dtype);
             double[] expected = [.. inputs.SelectMany(x => x)];
             var errors = CudaWorld.Run(gpus, ctx =>
             {
                 var backend = ctx.Backend;
-                using var send = Upload(backend, inputs[ctx.Rank], dtype);
-                using var recv = Poisoned(backend, (long)gpus * count, dtype);
+                using var send = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                using var recv = TestTensors.Poisoned(backend, (long)gpus * count, dtype);
                 ctx.World.AllGather(send, recv);
-                double outOfPlace = Numerics.RelativeError(Download(backend, recv), expected);
-                using var inPlace = Poisoned(backend, (long)gpus * count, dtype);
+                double outOfPlace = Numerics.RelativeError(TestTensors.Download(recv), expected);
+                using var inPlace = TestTensors.Poisoned(backend, (long)gpus * count, dtype);
                 var own = inPlace.Slice((long)ctx.Rank * count, count);
                 backend.Upload(own, inputs[ctx.Rank]);
                 ctx.World.AllGather(own, inPlace);
-                return Math.Max(outOfPlace, Numerics.RelativeError(Download(backend, inPlace), expected));
+                return Math.Max(outOfPlace, Numerics.RelativeError(TestTensors.Download(inPlace), expected));
             });
             AssertWithin(errors, 0, $"all-gather of {count} x {dtype} per rank on {gpus} GPUs");
         }
@@ -80,20 +77,18 @@ public class NcclCollectiveTests
     public void ReduceScatterGivesEachRankItsBlock(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype, blocks: gpus))
         {
-            var inputs = Inputs(rng, gpus, gpus * count, dtype);
             foreach (var op in new[] { ReduceOp.Sum, ReduceOp.Max, ReduceOp.Avg })
             {
-                double[] reduced = Reduce(inputs, op);
+                double[] reduced = HostReference.Reduce(inputs, op);
                 var errors = CudaWorld.Run(gpus, ctx =>
                 {
                     var backend = ctx.Backend;
-                    using var send = Upload(backend, inputs[ctx.Rank], dtype);
-                    using var recv = Poisoned(backend, count, dtype);
+                    using var send = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                    using var recv = TestTensors.Poisoned(backend, count, dtype);
                     ctx.World.ReduceScatter(send, recv, op);
-                    return Numerics.RelativeError(Download(backend, recv), reduced.AsSpan(ctx.Rank * count, count));
+                    return Numerics.RelativeError(TestTensors.Download(recv), reduced.AsSpan(ctx.Rank * count, count));
                 });
                 AssertWithin(errors, GpuTwin.Tolerance(dtype), $"reduce-scatter {op} of {count} x {dtype} per rank on {gpus} GPUs");
             }
@@ -105,20 +100,18 @@ public class NcclCollectiveTests
     public void BroadcastCopiesTheRootsTensor(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
         int root = gpus - 1;
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype))
         {
-            var inputs = Inputs(rng, gpus, count, dtype);
             var errors = CudaWorld.Run(gpus, ctx =>
             {
                 var backend = ctx.Backend;
-                using var send = Upload(backend, inputs[ctx.Rank], dtype);
-                using var recv = Poisoned(backend, count, dtype);
+                using var send = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                using var recv = TestTensors.Poisoned(backend, count, dtype);
                 ctx.World.Broadcast(send, recv, root);
-                double outOfPlace = Numerics.RelativeError(Download(backend, recv), inputs[root]);
+                double outOfPlace = Numerics.RelativeError(TestTensors.Download(recv), inputs[root]);
                 ctx.World.Broadcast(send, send, root);
-                return Math.Max(outOfPlace, Numerics.RelativeError(Download(backend, send), inputs[root]));
+                return Math.Max(outOfPlace, Numerics.RelativeError(TestTensors.Download(send), inputs[root]));
             });
             AssertWithin(errors, 0, $"broadcast of {count} x {dtype} from rank {root} on {gpus} GPUs");
         }
@@ -129,20 +122,18 @@ public class NcclCollectiveTests
     public void ReduceLeavesTheResultOnTheRoot(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype))
         {
-            var inputs = Inputs(rng, gpus, count, dtype);
             foreach (var op in new[] { ReduceOp.Sum, ReduceOp.Min })
             {
-                double[] expected = Reduce(inputs, op);
+                double[] expected = HostReference.Reduce(inputs, op);
                 var errors = CudaWorld.Run(gpus, ctx =>
                 {
                     var backend = ctx.Backend;
-                    using var send = Upload(backend, inputs[ctx.Rank], dtype);
-                    using var recv = Poisoned(backend, count, dtype);
+                    using var send = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                    using var recv = TestTensors.Poisoned(backend, count, dtype);
                     ctx.World.Reduce(send, recv, op, root: 0);
-                    return ctx.Rank == 0 ? Numerics.RelativeError(Download(backend, recv), expected) : 0;
+                    return ctx.Rank == 0 ? Numerics.RelativeError(TestTensors.Download(recv), expected) : 0;
                 });
                 AssertWithin(errors, GpuTwin.Tolerance(dtype), $"reduce {op} of {count} x {dtype} to rank 0 on {gpus} GPUs");
             }
@@ -154,16 +145,14 @@ public class NcclCollectiveTests
     public void SendAndReceiveBetweenPairs(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype))
         {
-            var inputs = Inputs(rng, gpus, count, dtype);
             var errors = CudaWorld.Run(gpus, ctx =>
             {
                 var backend = ctx.Backend;
                 int peer = ctx.Rank ^ 1;
-                using var mine = Upload(backend, inputs[ctx.Rank], dtype);
-                using var theirs = Poisoned(backend, count, dtype);
+                using var mine = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                using var theirs = TestTensors.Poisoned(backend, count, dtype);
                 // Even ranks send first, odd ranks receive first: both directions of each pair.
                 if (ctx.Rank % 2 == 0)
                 {
@@ -175,7 +164,7 @@ public class NcclCollectiveTests
                     ctx.World.Recv(theirs, peer);
                     ctx.World.Send(mine, peer);
                 }
-                return Numerics.RelativeError(Download(backend, theirs), inputs[peer]);
+                return Numerics.RelativeError(TestTensors.Download(theirs), inputs[peer]);
             });
             AssertWithin(errors, 0, $"send/recv of {count} x {dtype} between pairs of {gpus} GPUs");
         }
@@ -186,18 +175,16 @@ public class NcclCollectiveTests
     public void SendRecvAroundARing(int gpus, DType dtype)
     {
         GpuRequirement.Require(gpus);
-        var rng = TestRandom.Create();
-        foreach (int count in Counts)
+        foreach (var (count, inputs) in Cases(gpus, dtype))
         {
-            var inputs = Inputs(rng, gpus, count, dtype);
             var errors = CudaWorld.Run(gpus, ctx =>
             {
                 var backend = ctx.Backend;
                 int next = (ctx.Rank + 1) % gpus, previous = (ctx.Rank + gpus - 1) % gpus;
-                using var mine = Upload(backend, inputs[ctx.Rank], dtype);
-                using var received = Poisoned(backend, count, dtype);
+                using var mine = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+                using var received = TestTensors.Poisoned(backend, count, dtype);
                 ctx.World.SendRecv(mine, next, received, previous);
-                return Numerics.RelativeError(Download(backend, received), inputs[previous]);
+                return Numerics.RelativeError(TestTensors.Download(received), inputs[previous]);
             });
             AssertWithin(errors, 0, $"send-recv ring of {count} x {dtype} on {gpus} GPUs");
         }
@@ -216,10 +203,10 @@ public class NcclCollectiveTests
             int color = ctx.Rank % 2;
             using var group = ctx.World.Split(color, key: -ctx.Rank);
             int[] members = [.. Enumerable.Range(0, gpus).Where(r => r % 2 == color).OrderByDescending(r => r)];
-            using var send = Upload(backend, inputs[ctx.Rank], dtype);
-            using var recv = Poisoned(backend, 257, dtype);
+            using var send = TestTensors.Upload(backend, inputs[ctx.Rank], dtype);
+            using var recv = TestTensors.Poisoned(backend, 257, dtype);
             group.AllReduce(send, recv);
-            double error = Numerics.RelativeError(Download(backend, recv), Reduce([.. members.Select(r => inputs[r])], ReduceOp.Sum));
+            double error = Numerics.RelativeError(TestTensors.Download(recv), HostReference.Reduce([.. members.Select(r => inputs[r])], ReduceOp.Sum));
             return (group.Rank, group.Size, Expected: Array.IndexOf(members, ctx.Rank), members.Length, error);
         });
         foreach (var (rank, size, expectedRank, expectedSize, error) in results)
@@ -237,9 +224,9 @@ public class NcclCollectiveTests
         var groups = CudaWorld.Run(4, ctx =>
         {
             using var pg = ProcessGroups.Create(ctx.World, tensorParallel: 2);
-            using var value = Upload(ctx.Backend, [ctx.Rank + 1.0], DType.Float32);
+            using var value = TestTensors.Upload(ctx.Backend, [ctx.Rank + 1.0], DType.Float32);
             pg.TensorParallel.AllReduce(value, value);
-            double tpSum = Download(ctx.Backend, value)[0];
+            double tpSum = TestTensors.Download(value)[0];
             return (pg.TensorParallel.Rank, pg.DataParallel.Rank, tpSum);
         });
         for (int rank = 0; rank < 4; rank++)
@@ -275,44 +262,18 @@ public class NcclCollectiveTests
         });
     }
 
+    /// <summary>For each of <see cref="Counts"/>: fresh inputs of count * <paramref name="blocks"/> values per rank.</summary>
+    private static IEnumerable<(int Count, double[][] Inputs)> Cases(int gpus, DType dtype, int blocks = 1)
+    {
+        var rng = TestRandom.Create();
+        foreach (int count in Counts)
+        {
+            yield return (count, Inputs(rng, gpus, count * blocks, dtype));
+        }
+    }
+
     internal static double[][] Inputs(Random rng, int ranks, int count, DType dtype) =>
         [.. Enumerable.Range(0, ranks).Select(_ => Numerics.RandomArray(rng, count).Select(v => GpuTwin.Round(v, dtype)).ToArray())];
-
-    internal static double[] Reduce(double[][] inputs, ReduceOp op) =>
-        [.. Enumerable.Range(0, inputs[0].Length).Select(i =>
-        {
-            var column = inputs.Select(x => x[i]);
-            return op switch
-            {
-                ReduceOp.Sum => column.Sum(),
-                ReduceOp.Prod => column.Aggregate(1.0, (p, v) => p * v),
-                ReduceOp.Max => column.Max(),
-                ReduceOp.Min => column.Min(),
-                ReduceOp.Avg => column.Average(),
-                _ => throw new ArgumentOutOfRangeException(nameof(op), op, null),
-            };
-        })];
-
-    internal static Tensor Upload(IBackend backend, double[] values, DType dtype)
-    {
-        var tensor = backend.Allocate(dtype, values.Length);
-        backend.Upload(tensor, values);
-        return tensor;
-    }
-
-    internal static Tensor Poisoned(IBackend backend, long count, DType dtype)
-    {
-        var tensor = backend.Allocate(dtype, count);
-        backend.Kernels.Fill(tensor, double.NaN);
-        return tensor;
-    }
-
-    internal static double[] Download(IBackend backend, Tensor tensor)
-    {
-        var values = new double[tensor.Count];
-        backend.Download(tensor, values);
-        return values;
-    }
 
     private static void AssertWithin(double[] errors, double tolerance, string what)
     {

@@ -67,8 +67,8 @@ public class ColumnParallelLinearTests
         {
             using var layer = new ColumnParallelLinear(new ParallelContext(ctx.Backend, ctx.World), "linear", In, Out);
             layer.Load(weights);
-            using var x = HostArrays.Upload(ctx.Backend, input);
-            return HostArrays.Download(layer.Forward(x, Shape));
+            using var x = TestTensors.Upload(ctx.Backend, input);
+            return TestTensors.Download(layer.Forward(x, Shape));
         })[0];
         Numerics.AssertClose(output, expected, 1e-12, "Y = X A^T + b");
     }

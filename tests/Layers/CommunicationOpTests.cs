@@ -21,10 +21,10 @@ public class CommunicationOpTests
         var results = RunOp(tp, (c, r) =>
         {
             var op = new CopyToTensorParallelRegion(c, "op");
-            using var x = HostArrays.Upload(c.Backend, xs[r]);
+            using var x = TestTensors.Upload(c.Backend, xs[r]);
             Assert.Same(x, op.Forward(x));
-            using var g = HostArrays.Upload(c.Backend, gs[r]);
-            return (HostArrays.Download(x), HostArrays.Download(op.Backward(g)));
+            using var g = TestTensors.Upload(c.Backend, gs[r]);
+            return (TestTensors.Download(x), TestTensors.Download(op.Backward(g)));
         });
         for (int r = 0; r < tp; r++)
         {
@@ -42,11 +42,11 @@ public class CommunicationOpTests
         var results = RunOp(tp, (c, r) =>
         {
             var op = new ReduceFromTensorParallelRegion(c, "op");
-            using var x = HostArrays.Upload(c.Backend, xs[r]);
-            var y = HostArrays.Download(op.Forward(x));
-            using var g = HostArrays.Upload(c.Backend, gs[r]);
+            using var x = TestTensors.Upload(c.Backend, xs[r]);
+            var y = TestTensors.Download(op.Forward(x));
+            using var g = TestTensors.Upload(c.Backend, gs[r]);
             Assert.Same(g, op.Backward(g));
-            return (y, HostArrays.Download(g));
+            return (y, TestTensors.Download(g));
         });
         for (int r = 0; r < tp; r++)
         {
@@ -64,10 +64,10 @@ public class CommunicationOpTests
         var results = RunOp(tp, (c, r) =>
         {
             using var op = new ScatterToTensorParallelRegion(c, "op");
-            using var x = HostArrays.Upload(c.Backend, xs[0]);
-            var y = HostArrays.Download(op.Forward(x, Rows, Cols));
-            using var g = HostArrays.Upload(c.Backend, gs[r]);
-            return (y, HostArrays.Download(op.Backward(g)));
+            using var x = TestTensors.Upload(c.Backend, xs[0]);
+            var y = TestTensors.Download(op.Forward(x, Rows, Cols));
+            using var g = TestTensors.Upload(c.Backend, gs[r]);
+            return (y, TestTensors.Download(op.Backward(g)));
         });
         for (int r = 0; r < tp; r++)
         {
@@ -85,10 +85,10 @@ public class CommunicationOpTests
         var results = RunOp(tp, (c, r) =>
         {
             using var op = new GatherFromTensorParallelRegion(c, "op");
-            using var x = HostArrays.Upload(c.Backend, xs[r]);
-            var y = HostArrays.Download(op.Forward(x, Rows, Cols / tp));
-            using var g = HostArrays.Upload(c.Backend, gs[0]);
-            return (y, HostArrays.Download(op.Backward(g)));
+            using var x = TestTensors.Upload(c.Backend, xs[r]);
+            var y = TestTensors.Download(op.Forward(x, Rows, Cols / tp));
+            using var g = TestTensors.Upload(c.Backend, gs[0]);
+            return (y, TestTensors.Download(op.Backward(g)));
         });
         for (int r = 0; r < tp; r++)
         {
@@ -106,10 +106,10 @@ public class CommunicationOpTests
         var results = RunOp(tp, (c, r) =>
         {
             using var op = new GatherFromSequenceParallelRegion(c, "op");
-            using var x = HostArrays.Upload(c.Backend, xs[r]);
-            var y = HostArrays.Download(op.Forward(x, Rows / tp, Cols));
-            using var g = HostArrays.Upload(c.Backend, gs[r]);
-            return (y, HostArrays.Download(op.Backward(g)));
+            using var x = TestTensors.Upload(c.Backend, xs[r]);
+            var y = TestTensors.Download(op.Forward(x, Rows / tp, Cols));
+            using var g = TestTensors.Upload(c.Backend, gs[r]);
+            return (y, TestTensors.Download(op.Backward(g)));
         });
         for (int r = 0; r < tp; r++)
         {
@@ -128,10 +128,10 @@ public class CommunicationOpTests
         var results = RunOp(tp, (c, r) =>
         {
             using var op = new ReduceScatterToSequenceParallelRegion(c, "op");
-            using var x = HostArrays.Upload(c.Backend, xs[r]);
-            var y = HostArrays.Download(op.Forward(x, Rows, Cols));
-            using var g = HostArrays.Upload(c.Backend, gs[r]);
-            return (y, HostArrays.Download(op.Backward(g)));
+            using var x = TestTensors.Upload(c.Backend, xs[r]);
+            var y = TestTensors.Download(op.Forward(x, Rows, Cols));
+            using var g = TestTensors.Upload(c.Backend, gs[r]);
+            return (y, TestTensors.Download(op.Backward(g)));
         });
         for (int r = 0; r < tp; r++)
         {

@@ -1,5 +1,6 @@
 using ModelParallel.Layers;
 using ModelParallel.Runtime;
+using ModelParallel.Tests.Support;
 
 namespace ModelParallel.Tests.Layers;
 
@@ -19,9 +20,9 @@ internal sealed record GptRun(
             var context = new ParallelContext(ctx.Backend, ctx.World, sequenceParallel);
             using var model = new GptModel(context, config);
             model.Load(weights);
-            using var idTensor = HostArrays.UploadInts(ctx.Backend, ids);
-            using var targetTensor = HostArrays.UploadInts(ctx.Backend, targets);
-            var loss = HostArrays.Download(model.Forward(idTensor, targetTensor, shape));
+            using var idTensor = TestTensors.UploadInts(ctx.Backend, ids);
+            using var targetTensor = TestTensors.UploadInts(ctx.Backend, targets);
+            var loss = TestTensors.Download(model.Forward(idTensor, targetTensor, shape));
             model.Backward(1f / shape.Tokens);
             model.FinalizeGradients();
             return new GptRun(loss, model.SaveGradients(), model.Communication(CommunicationPhase.Forward),

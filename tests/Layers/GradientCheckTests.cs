@@ -33,15 +33,15 @@ public class GradientCheckTests
             double Loss(double sign)
             {
                 layer.Load(Shifted(weights, direction, sign * Step));
-                using var x = HostArrays.Upload(ctx.Backend, input.Zip(inputDirection, (v, d) => v + sign * Step * d).ToArray());
-                return Dot(HostArrays.Download(layer.Forward(x, shape)), projection);
+                using var x = TestTensors.Upload(ctx.Backend, input.Zip(inputDirection, (v, d) => v + sign * Step * d).ToArray());
+                return Dot(TestTensors.Download(layer.Forward(x, shape)), projection);
             }
             double numeric = (Loss(1) - Loss(-1)) / (2 * Step);
             layer.Load(weights);
-            using var x = HostArrays.Upload(ctx.Backend, input);
+            using var x = TestTensors.Upload(ctx.Backend, input);
             layer.Forward(x, shape);
-            using var dy = HostArrays.Upload(ctx.Backend, projection);
-            var dx = HostArrays.Download(layer.Backward(dy));
+            using var dy = TestTensors.Upload(ctx.Backend, projection);
+            var dx = TestTensors.Download(layer.Backward(dy));
             return (Dot(dx, inputDirection) + GradDot(layer.SaveGradients(), direction), numeric);
         })[0];
         AssertClose(analytic, numeric, configName);
@@ -60,12 +60,12 @@ public class GradientCheckTests
         var (analytic, numeric) = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
         {
             using var model = new GptModel(new ParallelContext(ctx.Backend, ctx.World), config);
-            using var idTensor = HostArrays.UploadInts(ctx.Backend, ids);
-            using var targetTensor = HostArrays.UploadInts(ctx.Backend, targets);
+            using var idTensor = TestTensors.UploadInts(ctx.Backend, ids);
+            using var targetTensor = TestTensors.UploadInts(ctx.Backend, targets);
             double Loss(double sign)
             {
                 model.Load(Shifted(weights, direction, sign * Step));
-                return HostArrays.Download(model.Forward(idTensor, targetTensor, shape)).Average();
+                return TestTensors.Download(model.Forward(idTensor, targetTensor, shape)).Average();
             }
             double numeric = (Loss(1) - Loss(-1)) / (2 * Step);
             model.Load(weights);

@@ -1,8 +1,6 @@
-using ModelParallel.Runtime;
-
 namespace ModelParallel.Tests.Layers;
 
-/// <summary>Host-side splitting and joining of row-major matrices, and transfers to and from a backend.</summary>
+/// <summary>Host-side splitting and joining of row-major matrices.</summary>
 internal static class HostArrays
 {
     /// <summary>Rows [rank * rows / parts, (rank + 1) * rows / parts) of full[rows, cols].</summary>
@@ -39,27 +37,5 @@ internal static class HostArrays
             }
         }
         return [.. result];
-    }
-
-    /// <summary>A new tensor of <paramref name="dtype"/> (the compute dtype when null) holding <paramref name="values"/>.</summary>
-    public static Tensor Upload(IBackend backend, double[] values, DType? dtype = null)
-    {
-        var t = backend.Allocate(dtype ?? backend.Compute, values.Length);
-        backend.Upload(t, values);
-        return t;
-    }
-
-    public static Tensor UploadInts(IBackend backend, int[] values)
-    {
-        var t = backend.Allocate(DType.Int32, values.Length);
-        backend.Upload(t, values);
-        return t;
-    }
-
-    public static double[] Download(Tensor t)
-    {
-        var values = new double[t.Count];
-        t.Backend.Download(t, values);
-        return values;
     }
 }

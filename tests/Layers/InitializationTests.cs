@@ -21,8 +21,8 @@ public class InitializationTests
             TestWorld.Cpu(DType.Float64).Collect(degree, ctx =>
             {
                 using var layer = new TransformerLayer(new ParallelContext(ctx.Backend, ctx.World, seed: seed), "layer", config);
-                using var x = HostArrays.Upload(ctx.Backend, input);
-                return (layer.Save(), HostArrays.Download(layer.Forward(x, Shape)));
+                using var x = TestTensors.Upload(ctx.Backend, input);
+                return (layer.Save(), TestTensors.Download(layer.Forward(x, Shape)));
             });
         var reference = Run(1)[0];
         foreach (var (weights, output) in Run(tp))
@@ -91,8 +91,8 @@ public class InitializationTests
             var step = build(new ParallelContext(ctx.Backend, ctx.World, sequenceParallel: true));
             using var layer = step.Layer;
             layer.Load(weights);
-            using var x = HostArrays.Upload(ctx.Backend, HostArrays.Rows(input, hidden, ctx.Rank, 2));
-            using var dy = HostArrays.Upload(ctx.Backend, HostArrays.Rows(outputGrad, hidden, ctx.Rank, 2));
+            using var x = TestTensors.Upload(ctx.Backend, HostArrays.Rows(input, hidden, ctx.Rank, 2));
+            using var dy = TestTensors.Upload(ctx.Backend, HostArrays.Rows(outputGrad, hidden, ctx.Rank, 2));
             Dictionary<string, double[]> Accumulate(int backwards)
             {
                 for (int i = 0; i < backwards; i++)

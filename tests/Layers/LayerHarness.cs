@@ -19,10 +19,10 @@ internal static class LayerHarness
             var step = build(context);
             using var layer = step.Layer;
             layer.Load(weights);
-            using var x = HostArrays.Upload(ctx.Backend, inputOf(ctx.Rank));
-            var y = HostArrays.Download(step.Forward(x, shape));
-            using var dy = HostArrays.Upload(ctx.Backend, outputGradOf(ctx.Rank));
-            var dx = HostArrays.Download(step.Backward(dy));
+            using var x = TestTensors.Upload(ctx.Backend, inputOf(ctx.Rank));
+            var y = TestTensors.Download(step.Forward(x, shape));
+            using var dy = TestTensors.Upload(ctx.Backend, outputGradOf(ctx.Rank));
+            var dx = TestTensors.Download(step.Backward(dy));
             layer.FinalizeGradients();
             return new LayerRun(y, dx, layer.SaveGradients(), layer.Communication(CommunicationPhase.Forward),
                 layer.Communication(CommunicationPhase.Backward), layer.Communication(CommunicationPhase.GradientSync));

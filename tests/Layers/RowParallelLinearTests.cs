@@ -64,8 +64,8 @@ public class RowParallelLinearTests
         {
             using var layer = new RowParallelLinear(new ParallelContext(ctx.Backend, ctx.World), "linear", In, Out);
             layer.Load(weights);
-            using var x = HostArrays.Upload(ctx.Backend, input);
-            return HostArrays.Download(layer.Forward(x, Shape));
+            using var x = TestTensors.Upload(ctx.Backend, input);
+            return TestTensors.Download(layer.Forward(x, Shape));
         });
         foreach (var output in outputs)
         {

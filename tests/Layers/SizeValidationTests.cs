@@ -111,7 +111,7 @@ public class SizeValidationTests
         }, "linear.weight", "100 elements", "8 x 16 = 128");
 
     private static Tensor Random(ParallelContext c, int count) =>
-        HostArrays.Upload(c.Backend, Numerics.RandomArray(new Random(c.TensorParallelRank + 1), count));
+        TestTensors.Upload(c.Backend, Numerics.RandomArray(new Random(c.TensorParallelRank + 1), count));
 
     /// <summary>Every rank of a world of <paramref name="tp"/> runs <paramref name="act"/>, which must throw
     /// <typeparamref name="TException"/> whose message contains each of <paramref name="fragments"/>.</summary>

@@ -62,11 +62,11 @@ public sealed class ActivationMeasurementTests
         {
             var context = new ParallelContext(ctx.Backend, ctx.World, sp);
             using var layer = new TransformerLayer(context, "layer", config);
-            using var x = HostArrays.Upload(ctx.Backend, inputs[ctx.Rank]);
+            using var x = TestTensors.Upload(ctx.Backend, inputs[ctx.Rank]);
             ctx.Backend.ResetPeak();
             var before = ctx.Backend.AllocatorStats.BytesInUse;
             var y = layer.Forward(x, shape);
-            Assert.DoesNotContain(HostArrays.Download(y), v => !double.IsFinite(v));
+            Assert.DoesNotContain(TestTensors.Download(y), v => !double.IsFinite(v));
             return ctx.Backend.AllocatorStats.PeakBytesInUse - before;
         });
 
