@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.ExceptionServices;
 using ModelParallel.Layers;
@@ -67,8 +66,8 @@ public sealed class LayerVerb : IVerb
         Console.WriteLine($"  gradient sync  {result.GradientSync}");
         Console.WriteLine("time per phase (median, rank 0):");
         Console.WriteLine($"  {"",-10} {"TP=1",10} {"TP=" + options.Tp,10}");
-        Console.WriteLine($"  {"forward",-10} {Ms(reference.ForwardSeconds),10} {Ms(result.ForwardSeconds),10}");
-        Console.WriteLine($"  {"backward",-10} {Ms(reference.BackwardSeconds),10} {Ms(result.BackwardSeconds),10}");
+        Console.WriteLine($"  {"forward",-10} {Ms(reference.ForwardMilliseconds),10} {Ms(result.ForwardMilliseconds),10}");
+        Console.WriteLine($"  {"backward",-10} {Ms(reference.BackwardMilliseconds),10} {Ms(result.BackwardMilliseconds),10}");
         bool ok = worst <= tol;
         Console.WriteLine(ok ? $"ok: largest relative error {Format(worst)}" : $"MISMATCH: largest relative error {Format(worst)} exceeds {Format(tol)}");
         return ok ? 0 : 1;
@@ -103,7 +102,7 @@ public sealed class LayerVerb : IVerb
             first.Compute,
             options.SequenceParallel ? ranks.SelectMany(r => r.Output).ToArray() : first.Output,
             options.SequenceParallel ? ranks.SelectMany(r => r.InputGrad).ToArray() : first.InputGrad,
-            first.Grads, first.Forward, first.Backward, first.GradientSync, first.ForwardSeconds, first.BackwardSeconds);
+            first.Grads, first.Forward, first.Backward, first.GradientSync, first.ForwardMilliseconds, first.BackwardMilliseconds);
     }
 
     private static RankResult RunRank(RankContext ctx, Options options)
@@ -131,17 +130,12 @@ public sealed class LayerVerb : IVerb
             backend.Kernels.Fill(barrier, 0);
             ctx.World.AllReduce(barrier, barrier);
             backend.Synchronize();
-            long start = Stopwatch.GetTimestamp();
-            layer.Forward(x, options.Shape);
-            backend.Synchronize();
-            long forwardEnd = Stopwatch.GetTimestamp();
-            layer.Backward(dy);
-            backend.Synchronize();
-            long backwardEnd = Stopwatch.GetTimestamp();
+            double forward = backend.ElapsedMilliseconds(() => layer.Forward(x, options.Shape));
+            double backward = backend.ElapsedMilliseconds(() => layer.Backward(dy));
             if (i > 0)
             {
-                forwardTimes.Add(Stopwatch.GetElapsedTime(start, forwardEnd).TotalSeconds);
-                backwardTimes.Add(Stopwatch.GetElapsedTime(forwardEnd, backwardEnd).TotalSeconds);
+                forwardTimes.Add(forward);
+                backwardTimes.Add(backward);
             }
         }
         layer.ZeroGrad();
@@ -169,15 +163,15 @@ public sealed class LayerVerb : IVerb
 
     private static string Format(double value) => value.ToString("0.00E+00", CultureInfo.InvariantCulture);
 
-    private static string Ms(double seconds) => (seconds * 1e3).ToString("0.000", CultureInfo.InvariantCulture) + " ms";
+    private static string Ms(double milliseconds) => milliseconds.ToString("0.000", CultureInfo.InvariantCulture) + " ms";
 
     private sealed record RankResult(string Device, DType Compute, double[] Output, double[] InputGrad, Dictionary<string, double[]> Grads,
         CommunicationSummary Forward, CommunicationSummary Backward, CommunicationSummary GradientSync,
-        double ForwardSeconds, double BackwardSeconds);
+        double ForwardMilliseconds, double BackwardMilliseconds);
 
     private sealed record LayerResult(string Device, DType Compute, double[] Output, double[] InputGrad, Dictionary<string, double[]> Grads,
         CommunicationSummary Forward, CommunicationSummary Backward, CommunicationSummary GradientSync,
-        double ForwardSeconds, double BackwardSeconds);
+        double ForwardMilliseconds, double BackwardMilliseconds);
 
     /// <summary>The verb's arguments.</summary>
     private sealed record Options(int Tp, string Backend, TransformerConfig Config, TokenShape Shape, bool SequenceParallel,
