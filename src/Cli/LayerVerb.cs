@@ -3,7 +3,6 @@ using System.Runtime.ExceptionServices;
 using ModelParallel.Layers;
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cpu;
-using ModelParallel.Runtime.Cuda;
 
 namespace ModelParallel.Cli;
 
@@ -87,15 +86,7 @@ public sealed class LayerVerb : IVerb
     private static LayerResult Execute(BackendKind backend, int tp, Options options)
     {
         var ranks = new RankResult[tp];
-        Action<RankContext> body = ctx => ranks[ctx.Rank] = RunRank(ctx, options);
-        if (backend == BackendKind.Cuda)
-        {
-            CudaWorld.Run(tp, body);
-        }
-        else
-        {
-            CpuWorld.Run(tp, DType.Float32, body);
-        }
+        ThreadWorlds.Run(backend, tp, ctx => ranks[ctx.Rank] = RunRank(ctx, options));
         var first = ranks[0];
         return new LayerResult(
             first.Device,

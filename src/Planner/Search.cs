@@ -61,7 +61,7 @@ public static class Search
             Positive(c.Tp, "TP") ?? Positive(c.Pp, "PP") ?? Positive(c.Dp, "DP") ?? Positive(c.MicroBatch, "micro batch")
             ?? Positive(c.VirtualStages, "virtual stages")
             ?? (c.Tp is { } tp ? ParallelLayout.TensorProblem(model, cluster, tp) : null)
-            ?? (c.Pp is { } pp || c.LayerSplit is not null
+            ?? (c.Pp is not null || c.LayerSplit is not null
                 ? ParallelLayout.PipelineProblem(model, c.LayerSplit?.Count ?? c.Pp!.Value, c.LayerSplit)
                 : null)
             ?? Divides(cluster, c);

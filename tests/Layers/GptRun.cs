@@ -1,5 +1,4 @@
 using ModelParallel.Layers;
-using ModelParallel.Runtime;
 using ModelParallel.Tests.Support;
 
 namespace ModelParallel.Tests.Layers;

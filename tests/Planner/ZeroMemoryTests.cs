@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ModelParallel.Cli;
 using ModelParallel.Planner;
 
 namespace ModelParallel.Tests.Planner;
