@@ -172,8 +172,8 @@ public sealed class LayerVerb : IVerb
         {
             int? tp = line.Int("--tp", min: 1);
             string backend = line.String("--backend") ?? "auto";
-            int hidden = line.Int("--hidden") ?? 256, heads = line.Int("--heads") ?? 8, kvHeads = line.Int("--kv-heads") ?? 4,
-                ffn = line.Int("--ffn") ?? 1024, seq = line.Int("--seq") ?? 64, batch = line.Int("--batch") ?? 2,
+            int hidden = line.Int("--hidden") ?? 512, heads = line.Int("--heads") ?? 8, kvHeads = line.Int("--kv-heads") ?? 4,
+                ffn = line.Int("--ffn") ?? 2048, seq = line.Int("--seq") ?? 64, batch = line.Int("--batch") ?? 2,
                 iterations = line.Int("--iterations", min: 1) ?? 5, seed = line.Int("--seed") ?? 1234;
             bool sp = line.Has("--sp"), bias = line.Has("--bias");
             var activation = line.Enum<MlpActivation>("--activation") ?? MlpActivation.SwiGlu;

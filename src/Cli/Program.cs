@@ -1,3 +1,5 @@
+using ModelParallel.Interop;
+
 namespace ModelParallel.Cli;
 
 /// <summary>Entry point of the <c>mp</c> command: dispatches the first argument to a verb.</summary>
@@ -25,6 +27,12 @@ public static class Program
         {
             Console.Error.WriteLine($"mp {args[0]}: {e.Message}");
             return 2;
+        }
+        catch (NativeCallException e)
+        {
+            // A CUDA, cuBLAS, NCCL or kernel failure: its message names the call, the code and the library's text.
+            Console.Error.WriteLine($"mp {args[0]}: {e.Message}");
+            return 1;
         }
     }
 }
