@@ -2,7 +2,7 @@
 # Runs the GPU tests on a GPU host that has CUDA, NCCL and cmake but only the .NET runtime.
 #
 # Before: build the managed code where the .NET SDK is (dotnet build tests/Tests.csproj -c Release) and bring
-# artifacts/ and the runtime tarball .gpu/dotnet-rt.tar.xz (../shared/scripts/pack-dotnet-runtime.sh) to the host.
+# artifacts/ and the runtime tarball .gpu/dotnet-rt.tar.xz (scripts/pack-dotnet-runtime.sh) to the host.
 #
 # usage: scripts/gpu-suite.sh [--sanitize TEST_CLASS] [--bench BENCH_DLL [BENCH_ARGS...]]
 #   --sanitize TEST_CLASS  also run that test class (e.g. ModelParallel.Tests.Gpu.CudaKernelsTests) under
@@ -36,7 +36,7 @@ done
 
 tests=artifacts/bin/Tests/release/Tests.dll
 [ -f "$tests" ] || { echo "gpu-suite: $tests is missing: build it where the .NET SDK is and copy artifacts/ here" >&2; exit 1; }
-[ -f .gpu/dotnet-rt.tar.xz ] || { echo "gpu-suite: .gpu/dotnet-rt.tar.xz is missing (see ../shared/scripts/pack-dotnet-runtime.sh)" >&2; exit 1; }
+[ -f .gpu/dotnet-rt.tar.xz ] || { echo "gpu-suite: .gpu/dotnet-rt.tar.xz is missing (see scripts/pack-dotnet-runtime.sh)" >&2; exit 1; }
 
 export DOTNET_ROOT=/tmp/dotnet
 if [ ! -x "$DOTNET_ROOT/dotnet" ]; then
