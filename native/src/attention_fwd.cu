@@ -1,38 +1,99 @@
-// Flash-attention-2 forward: bf16 in/out, fp32 accumulation on tensor cores (mma.sync m16n8k16), online softmax.
+// Flash attention forward for Hopper (sm_90a): bf16 in/out, fp32 accumulation with warpgroup MMA (wgmma), online
+// softmax in registers.
 //
-// One block of 4 warps owns kBlockQ = 128 query rows of one (batch, head); each warp owns 32 rows (two 16-row
-// MMA tiles, so that every K/V fragment read from shared memory feeds two MMAs) and keeps their output
-// accumulator and running max/sum in registers; Q fragments are re-read from shared memory. Key/value
-// tiles of kBlockK rows (64; 32 for head_dim 128) stream through a double-buffered cp.async pipeline; two blocks share
-// an SM.
+// One block of two warpgroups owns kBlockQ = 128 query rows of one (batch, head); each warpgroup owns 64 rows.
+// Q, K and V tiles live in shared memory in the 128-byte-swizzled layout wgmma reads directly (panels of 64
+// columns, see panel_offset). Per key tile of kBlockK = 128 keys:
+//   S = Q K^T       wgmma m64n128k16, both operands from shared memory (head_dim / 16 instructions);
+//   softmax         mask, running max and sum, P = exp2(S * scale * log2 e - max), O rescaled, in registers;
+//   O += P V        wgmma m64n{head_dim}k16 with P as the register A operand and V read MN-major (8 instructions).
+// K/V tiles stream through a double-buffered cp.async pipeline issued by all 256 threads; the next tile's loads
+// run under the current tile's math. Causal blocks are launched heaviest first. The kernel needs sm_90a; other
+// architectures get a body that traps, and the launcher refuses devices other than compute capability 9.0.
 #include "attention_common.cuh"
+#include "wgmma.cuh"
 
 namespace mp {
 namespace attention {
 
-constexpr int kFwdWarps = 4;
-constexpr int kFwdThreads = kFwdWarps * 32;
-constexpr int kWarpMTiles = 2;  // 16-row MMA tiles per warp
-constexpr int kBlockQ = kFwdWarps * kWarpMTiles * 16;
-// Keys per tile: 32 for head_dim 128 keeps the two S tiles and the two O accumulators within the register file.
-constexpr int fwd_block_k(int head_dim) { return head_dim == 128 ? 32 : 64; }
+constexpr int kFwdWarpGroups = 2;
+constexpr int kFwdThreads = kFwdWarpGroups * 128;
+constexpr int kBlockQ = kFwdWarpGroups * 64;
+constexpr int kBlockK = 128;
 
-template <int kHeadDim, int kBlockK = fwd_block_k(kHeadDim)>
-constexpr size_t fwd_smem_bytes() {
-    return static_cast<size_t>(kBlockQ + 4 * kBlockK) * kHeadDim * sizeof(bf16);
+// A tile of 128 rows x kHeadDim bf16 is stored as kHeadDim / 64 panels of [128 rows][128 bytes]; inside a panel
+// the 16-byte chunk c of row r sits at chunk c ^ (r % 8) (wgmma's 128-byte swizzle, 1024-byte atoms).
+constexpr int kTileRows = 128;
+constexpr uint32_t kPanelBytes = kTileRows * 128;
+static_assert(kBlockQ == kTileRows && kBlockK == kTileRows, "Q and K/V tiles share one layout");
+
+__device__ __forceinline__ uint32_t panel_offset(int row, int chunk) {
+    return (chunk >> 3) * kPanelBytes + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
 }
 
-template <int kHeadDim, bool kCausal, int kBlockK = fwd_block_k(kHeadDim)>
-__global__ void __launch_bounds__(kFwdThreads, 2)
+template <int kHeadDim>
+constexpr uint32_t tile_bytes() {
+    return kHeadDim / 64 * kPanelBytes;
+}
+
+// Q, two K stages, two V stages, and slack to align the start to the 1024-byte swizzle atom.
+template <int kHeadDim>
+constexpr size_t fwd_smem_bytes() {
+    return 5 * static_cast<size_t>(tile_bytes<kHeadDim>()) + 1024;
+}
+
+// Rows [row0, row0 + 128) of a [rows][stride] matrix into a tile; rows at or past `limit` are zero-filled.
+// Thread t copies chunk t % kChunks of rows t / kChunks + i * kRowsPerPass: a fixed trip count, fully unrolled.
+template <int kHeadDim>
+__device__ __forceinline__ void load_panels(unsigned char* tile, const bf16* base, int64_t stride, int row0,
+                                            int limit) {
+    constexpr int kChunks = kHeadDim / 8;
+    constexpr int kRowsPerPass = kFwdThreads / kChunks;
+    static_assert(kRowsPerPass % 8 == 0 && kTileRows % kRowsPerPass == 0, "whole passes of whole swizzle atoms");
+    const int chunk = threadIdx.x % kChunks, row = threadIdx.x / kChunks;
+    const bf16* src = base + static_cast<int64_t>(row0 + row) * stride + chunk * 8;
+    const int64_t step = static_cast<int64_t>(kRowsPerPass) * stride;
+    unsigned char* dst = tile + panel_offset(row, chunk);  // kRowsPerPass is a multiple of 8: same swizzle phase
+    if (row0 + kTileRows <= limit) {
+#pragma unroll
+        for (int i = 0; i < kTileRows / kRowsPerPass; ++i) cp_async_16(dst + i * kRowsPerPass * 128, src + i * step, true);
+    } else {
+#pragma unroll
+        for (int i = 0; i < kTileRows / kRowsPerPass; ++i) {
+            const bool valid = row0 + row + i * kRowsPerPass < limit;
+            cp_async_16(dst + i * kRowsPerPass * 128, valid ? src + i * step : base, valid);
+        }
+    }
+}
+
+// 2^x with the hardware approximation (about 2 ulp); results below 2^-126 flush to zero, which a softmax whose
+// largest term is 1 cannot tell apart.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+template <int kN>
+__device__ __forceinline__ void wgmma_pv(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t desc_b) {
+    if constexpr (kN == 128) {
+        wgmma::wgmma_m64n128k16_rs(d, a, desc_b);
+    } else {
+        wgmma::wgmma_m64n64k16_rs(d, a, desc_b);
+    }
+}
+
+template <int kHeadDim, bool kCausal>
+__global__ void __launch_bounds__(kFwdThreads, 1)
     attention_fwd_kernel(bf16* __restrict__ o, float* __restrict__ lse, const bf16* __restrict__ q,
                          const bf16* __restrict__ k, const bf16* __restrict__ v, int batch, int seq, int heads,
                          int kv_heads, float scale_log2) {
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* s_q = reinterpret_cast<bf16*>(smem_raw);  // [kBlockQ][kHeadDim]
-    bf16* s_k = s_q + kBlockQ * kHeadDim;           // [2][kBlockK][kHeadDim]
-    bf16* s_v = s_k + 2 * kBlockK * kHeadDim;       // [2][kBlockK][kHeadDim]
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* s_q = smem_raw + ((1024 - (wgmma::smem_addr(smem_raw) & 1023)) & 1023);
+    unsigned char* s_k = s_q + tile_bytes<kHeadDim>();       // two stages
+    unsigned char* s_v = s_k + 2 * tile_bytes<kHeadDim>();   // two stages
 
-    // Blocks are ordered heaviest first (for causal, the last query blocks see the most keys).
     const int q_blocks = (seq + kBlockQ - 1) / kBlockQ;
     const int bh_count = batch * heads;
     const int q_block = q_blocks - 1 - static_cast<int>(blockIdx.x / bh_count);
@@ -48,181 +109,134 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
     const int key_end = kCausal ? min(seq, q0 + kBlockQ) : seq;
     const int k_blocks = (key_end + kBlockK - 1) / kBlockK;
 
-    load_tile<kBlockQ, kHeadDim, kFwdThreads>(s_q, q_base, q_stride, q0, seq);
-    load_tile<kBlockK, kHeadDim, kFwdThreads>(s_k, k_base, kv_stride, 0, seq);
-    load_tile<kBlockK, kHeadDim, kFwdThreads>(s_v, v_base, kv_stride, 0, seq);
+    load_panels<kHeadDim>(s_q, q_base, q_stride, q0, seq);
+    load_panels<kHeadDim>(s_k, k_base, kv_stride, 0, seq);
+    load_panels<kHeadDim>(s_v, v_base, kv_stride, 0, seq);
     cp_async_commit();
 
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int g = lane / 4, tig = lane % 4;
-    const int mi = lane / 8, mr = lane % 8;           // ldmatrix: which 8x8 matrix this lane addresses, and its row
-    const int warp_local0 = warp * kWarpMTiles * 16;  // first row of this warp inside the block
-    const int warp_row0 = q0 + warp_local0;
+    const int wg = threadIdx.x / 128;
+    const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+    const int g = lane / 4, t = lane % 4;
+    const int wg_row0 = q0 + wg * 64;
+    const int row0 = wg_row0 + warp * 16 + g;  // this thread's rows: row0 (r = 0) and row0 + 8 (r = 1)
+    const uint32_t q_addr = wgmma::smem_addr(s_q) + wg * 64 * 128;
 
-    constexpr int kDTiles = kHeadDim / 8;
-    constexpr int kKTiles = kBlockK / 8;
-    // Per MMA tile mt: rows warp_row0 + 16 mt + g (r = 0) and + 8 (r = 1).
-    float acc[kWarpMTiles][kDTiles][4];
+    constexpr int kORegs = kHeadDim / 2;
+    float acc[kORegs];
 #pragma unroll
-    for (int mt = 0; mt < kWarpMTiles; ++mt) {
-#pragma unroll
-        for (int i = 0; i < kDTiles; ++i) acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.f;
-    }
-    float row_max[kWarpMTiles][2], row_sum[kWarpMTiles][2];  // row_sum: this thread's share, quad summed at the end
-#pragma unroll
-    for (int mt = 0; mt < kWarpMTiles; ++mt) {
-        row_max[mt][0] = row_max[mt][1] = -INFINITY;
-        row_sum[mt][0] = row_sum[mt][1] = 0.f;
-    }
+    for (int i = 0; i < kORegs; ++i) acc[i] = 0.f;
+    float row_max[2] = {-INFINITY, -INFINITY};
+    float row_sum[2] = {0.f, 0.f};  // this thread's share; the quad is summed at the end
 
     for (int j = 0; j < k_blocks; ++j) {
         if (j + 1 < k_blocks) {
             const int stage = (j + 1) & 1;
-            load_tile<kBlockK, kHeadDim, kFwdThreads>(s_k + stage * kBlockK * kHeadDim, k_base, kv_stride,
-                                                      (j + 1) * kBlockK, seq);
-            load_tile<kBlockK, kHeadDim, kFwdThreads>(s_v + stage * kBlockK * kHeadDim, v_base, kv_stride,
-                                                      (j + 1) * kBlockK, seq);
+            load_panels<kHeadDim>(s_k + stage * tile_bytes<kHeadDim>(), k_base, kv_stride, (j + 1) * kBlockK, seq);
+            load_panels<kHeadDim>(s_v + stage * tile_bytes<kHeadDim>(), v_base, kv_stride, (j + 1) * kBlockK, seq);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
         }
+        wgmma::fence_async_smem();
         __syncthreads();
 
-        const bf16* s_kj = s_k + (j & 1) * kBlockK * kHeadDim;
-        const bf16* s_vj = s_v + (j & 1) * kBlockK * kHeadDim;
+        const uint32_t k_addr = wgmma::smem_addr(s_k + (j & 1) * tile_bytes<kHeadDim>());
+        const uint32_t v_addr = wgmma::smem_addr(s_v + (j & 1) * tile_bytes<kHeadDim>());
 
-        // S = Q K^T for this warp's 32 rows and the tile's kBlockK keys.
-        float s[kWarpMTiles][kKTiles][4];
-#pragma unroll
-        for (int mt = 0; mt < kWarpMTiles; ++mt) {
-#pragma unroll
-            for (int i = 0; i < kKTiles; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
-        }
+        // S = Q K^T: 16 head-dim columns (32 bytes of the swizzled row) per instruction.
+        float s[kBlockK / 2];
+        wgmma::fence();
 #pragma unroll
         for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-            uint32_t qfrag[kWarpMTiles][4];
-#pragma unroll
-            for (int mt = 0; mt < kWarpMTiles; ++mt)
-                ldmatrix_x4(qfrag[mt],
-                            s_q + swizzle<kHeadDim>(warp_local0 + mt * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
-#pragma unroll
-            for (int np = 0; np < kKTiles / 2; ++np) {
-                uint32_t bfrag[4];
-                ldmatrix_x4(bfrag, s_kj + swizzle<kHeadDim>(np * 16 + (mi / 2) * 8 + mr, kk * 16 + (mi % 2) * 8));
-#pragma unroll
-                for (int mt = 0; mt < kWarpMTiles; ++mt) {
-                    mma_16816(s[mt][2 * np], qfrag[mt], bfrag[0], bfrag[1]);
-                    mma_16816(s[mt][2 * np + 1], qfrag[mt], bfrag[2], bfrag[3]);
-                }
-            }
+            const uint32_t offset = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+            wgmma::wgmma_m64n128k16_ss(s, wgmma::desc_sw128(q_addr + offset, 16, 1024),
+                                       wgmma::desc_sw128(k_addr + offset, 16, 1024), kk > 0);
         }
+        wgmma::commit();
+        wgmma::wait<0>();
 
-        // Scale into the log2 domain; mask keys past the end and (causal) keys after the query.
+        // Mask keys past the end and (causal) keys after the query: only the diagonal and the last tile need it.
         const int k0 = j * kBlockK;
-        const bool need_mask = k0 + kBlockK > seq || (kCausal && k0 + kBlockK - 1 > warp_row0);
+        if (k0 + kBlockK > seq || (kCausal && k0 + kBlockK - 1 > wg_row0)) {
 #pragma unroll
-        for (int mt = 0; mt < kWarpMTiles; ++mt) {
-#pragma unroll
-            for (int nt = 0; nt < kKTiles; ++nt) {
+            for (int c = 0; c < kBlockK / 8; ++c) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-                    float x = s[mt][nt][e] * scale_log2;
-                    if (need_mask) {
-                        const int key = k0 + nt * 8 + tig * 2 + (e & 1);
-                        const int row = warp_row0 + mt * 16 + g + (e < 2 ? 0 : 8);
-                        if (key >= seq || (kCausal && key > row)) x = -INFINITY;
-                    }
-                    s[mt][nt][e] = x;
+                    const int key = k0 + 8 * c + 2 * t + (e & 1);
+                    const int row = row0 + (e < 2 ? 0 : 8);
+                    if (key >= seq || (kCausal && key > row)) s[4 * c + e] = -INFINITY;
                 }
             }
         }
 
-        // Online softmax: new running max, rescale the accumulator and the partial sums, P = exp2(S - max).
+        // Online softmax in the log2 domain (scale > 0, so the raw maximum scales to the scaled one): new running
+        // max, rescale the accumulator and the partial sums, P = exp2(S * scale * log2 e - max) in one FFMA + EX2.
 #pragma unroll
-        for (int mt = 0; mt < kWarpMTiles; ++mt) {
+        for (int r = 0; r < 2; ++r) {
+            float mx = -INFINITY;
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                float m = row_max[mt][r];
+            for (int c = 0; c < kBlockK / 8; ++c) mx = fmaxf(mx, fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m = fmaxf(row_max[r], mx * scale_log2);
+            const float m_use = m == -INFINITY ? 0.f : m;  // a row with every key masked so far
+            const float alpha = fast_exp2(row_max[r] - m_use);
+            row_max[r] = m;
+            float sum = 0.f;
 #pragma unroll
-                for (int nt = 0; nt < kKTiles; ++nt) m = fmaxf(m, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
-                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-                const float m_use = m == -INFINITY ? 0.f : m;  // a row with every key masked so far
-                const float alpha = exp2f(row_max[mt][r] - m_use);
-                row_max[mt][r] = m;
-                float sum = 0.f;
+            for (int c = 0; c < kBlockK / 8; ++c) {
+                s[4 * c + 2 * r] = fast_exp2(fmaf(s[4 * c + 2 * r], scale_log2, -m_use));
+                s[4 * c + 2 * r + 1] = fast_exp2(fmaf(s[4 * c + 2 * r + 1], scale_log2, -m_use));
+                sum += s[4 * c + 2 * r] + s[4 * c + 2 * r + 1];
+            }
+            row_sum[r] = row_sum[r] * alpha + sum;
 #pragma unroll
-                for (int nt = 0; nt < kKTiles; ++nt) {
-                    s[mt][nt][2 * r] = exp2f(s[mt][nt][2 * r] - m_use);
-                    s[mt][nt][2 * r + 1] = exp2f(s[mt][nt][2 * r + 1] - m_use);
-                    sum += s[mt][nt][2 * r] + s[mt][nt][2 * r + 1];
-                }
-                row_sum[mt][r] = row_sum[mt][r] * alpha + sum;
-#pragma unroll
-                for (int dt = 0; dt < kDTiles; ++dt) {
-                    acc[mt][dt][2 * r] *= alpha;
-                    acc[mt][dt][2 * r + 1] *= alpha;
-                }
+            for (int c = 0; c < kHeadDim / 8; ++c) {
+                acc[4 * c + 2 * r] *= alpha;
+                acc[4 * c + 2 * r + 1] *= alpha;
             }
         }
 
-        // O += P V: the S accumulators of two adjacent key tiles form one A fragment.
+        // O += P V: the scores of keys 16kk..16kk+15 (accumulator columns 2kk and 2kk+1) form the A fragment;
+        // V's 16 rows of the step are two 8-row groups (1024 bytes apart), its head-dim panels kPanelBytes apart.
+        // Every fragment is packed before the fence: registers written between the instructions would serialise them.
+        uint32_t p[kBlockK / 16][4];
 #pragma unroll
         for (int kk = 0; kk < kBlockK / 16; ++kk) {
-            uint32_t pfrag[kWarpMTiles][4];
 #pragma unroll
-            for (int mt = 0; mt < kWarpMTiles; ++mt) {
-                pfrag[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pfrag[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pfrag[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pfrag[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-            }
-#pragma unroll
-            for (int dp = 0; dp < kHeadDim / 16; ++dp) {
-                uint32_t bfrag[4];
-                ldmatrix_x4_trans(bfrag, s_vj + swizzle<kHeadDim>(kk * 16 + (mi % 2) * 8 + mr, dp * 16 + (mi / 2) * 8));
-#pragma unroll
-                for (int mt = 0; mt < kWarpMTiles; ++mt) {
-                    mma_16816(acc[mt][2 * dp], pfrag[mt], bfrag[0], bfrag[1]);
-                    mma_16816(acc[mt][2 * dp + 1], pfrag[mt], bfrag[2], bfrag[3]);
-                }
-            }
+            for (int i = 0; i < 4; ++i) p[kk][i] = pack_bf16(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
         }
+        wgmma::fence();
+#pragma unroll
+        for (int kk = 0; kk < kBlockK / 16; ++kk)
+            wgmma_pv<kHeadDim>(acc, p[kk], wgmma::desc_sw128(v_addr + kk * 2048, kPanelBytes, 1024));
+        wgmma::commit();
+        wgmma::wait<0>();
         __syncthreads();  // the next iteration's loads overwrite the stage just read
     }
 
-    // Normalise, write lse, then O through this warp's rows of s_q (read only by this warp) for 16-byte stores.
+    // Normalise; write lse and O (each quad writes 16 contiguous bytes per 8 columns).
+    bf16* o_base = o + (static_cast<int64_t>(b) * heads + h) * kHeadDim;
 #pragma unroll
-    for (int mt = 0; mt < kWarpMTiles; ++mt) {
+    for (int r = 0; r < 2; ++r) {
+        float l = row_sum[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        const int row = row0 + 8 * r;
+        if (row < seq) {
+            if (t == 0) lse[static_cast<int64_t>(bh) * seq + row] = row_max[r] * kLn2 + logf(l);
+            bf16* out = o_base + row * q_stride + 2 * t;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float l = row_sum[mt][r];
-            l += __shfl_xor_sync(0xffffffffu, l, 1);
-            l += __shfl_xor_sync(0xffffffffu, l, 2);
-            const float inv = l > 0.f ? 1.f / l : 0.f;
-            const int local = warp_local0 + mt * 16 + g + 8 * r;
-            const int row = q0 + local;
-            if (tig == 0 && row < seq) lse[static_cast<int64_t>(bh) * seq + row] = row_max[mt][r] * kLn2 + logf(l);
-#pragma unroll
-            for (int dt = 0; dt < kDTiles; ++dt) {
-                *reinterpret_cast<uint32_t*>(s_q + swizzle<kHeadDim>(local, dt * 8 + tig * 2)) =
-                    pack_bf16(acc[mt][dt][2 * r] * inv, acc[mt][dt][2 * r + 1] * inv);
+            for (int c = 0; c < kHeadDim / 8; ++c) {
+                *reinterpret_cast<uint32_t*>(out + 8 * c) = pack_bf16(acc[4 * c + 2 * r] * inv, acc[4 * c + 2 * r + 1] * inv);
             }
         }
     }
-    __syncwarp();
-    bf16* o_base = o + (static_cast<int64_t>(b) * heads + h) * kHeadDim;
-    constexpr int kChunks = kHeadDim / 8;
-#pragma unroll
-    for (int i = lane; i < kWarpMTiles * 16 * kChunks; i += 32) {
-        const int local = warp_local0 + i / kChunks, chunk = i % kChunks;
-        const int row = q0 + local;
-        if (row < seq) {
-            *reinterpret_cast<uint4*>(o_base + row * q_stride + chunk * 8) =
-                *reinterpret_cast<const uint4*>(s_q + swizzle<kHeadDim>(local, chunk * 8));
-        }
-    }
+#else
+    __trap();  // built without sm_90a: the launcher refuses such devices before reaching here
+#endif
 }
 
 template <int kHeadDim, bool kCausal>
@@ -241,6 +255,18 @@ int launch_fwd(bf16* o, float* lse, const bf16* q, const bf16* k, const bf16* v,
     return MP_OK;
 }
 
+// The kernel uses sm_90a instructions: only compute capability 9.0 devices run it.
+inline int require_hopper(const char* what) {
+    int device = 0, major = 0, minor = 0;
+    MP_CHECK_CUDA(cudaGetDevice(&device));
+    MP_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    MP_CHECK_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major != 9 || minor != 0)
+        MP_FAIL(MP_ERR_UNSUPPORTED, "%s: needs a compute capability 9.0 (Hopper) device; device %d is %d.%d", what,
+                device, major, minor);
+    return MP_OK;
+}
+
 }  // namespace attention
 }  // namespace mp
 
@@ -256,6 +282,9 @@ extern "C" MP_API int mp_attention_fwd(void* o, float* lse, const void* q, const
                static_cast<void*>(lse), q, k, v);
     MP_REQUIRE(aligned_to(o, 16) && aligned_to(q, 16) && aligned_to(k, 16) && aligned_to(v, 16),
                "mp_attention_fwd: o, q, k and v must be 16-byte aligned (o=%p q=%p k=%p v=%p)", o, q, k, v);
+    MP_REQUIRE(scale > 0.f && scale <= 3.4e38f, "mp_attention_fwd: scale %g is not a positive finite number",
+               static_cast<double>(scale));
+    MP_TRY(require_hopper("mp_attention_fwd"));
     auto* op = static_cast<bf16*>(o);
     const auto* qp = static_cast<const bf16*>(q);
     const auto* kp = static_cast<const bf16*>(k);
