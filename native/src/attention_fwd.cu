@@ -74,12 +74,82 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
-template <int kN>
-__device__ __forceinline__ void wgmma_pv(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t desc_b) {
-    if constexpr (kN == 128) {
-        wgmma::wgmma_m64n128k16_rs(d, a, desc_b);
-    } else {
-        wgmma::wgmma_m64n64k16_rs(d, a, desc_b);
+// S[64 x 128] = Q K^T for this warpgroup's 64 rows: 16 head-dim columns (32 bytes of the swizzled row) per
+// instruction, the head-dim panels kPanelBytes apart.
+template <int kHeadDim>
+__device__ __forceinline__ void qk_scores(float (&s)[kBlockK / 2], uint32_t q_addr, uint32_t k_addr) {
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+        const uint32_t offset = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+        wgmma::wgmma_m64n128k16_ss(s, wgmma::desc_sw128(q_addr + offset, 16, 1024),
+                                   wgmma::desc_sw128(k_addr + offset, 16, 1024), kk > 0);
+    }
+}
+
+// Keys past the end and (causal) keys after the query become -inf; only the diagonal and the last tile need it.
+template <bool kCausal>
+__device__ __forceinline__ void mask_scores(float (&s)[kBlockK / 2], int k0, int seq, int wg_row0, int row0, int t) {
+    if (k0 + kBlockK <= seq && !(kCausal && k0 + kBlockK - 1 > wg_row0)) return;
+#pragma unroll
+    for (int c = 0; c < kBlockK / 8; ++c) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int key = k0 + 8 * c + 2 * t + (e & 1);
+            const int row = row0 + (e < 2 ? 0 : 8);
+            if (key >= seq || (kCausal && key > row)) s[4 * c + e] = -INFINITY;
+        }
+    }
+}
+
+// Online softmax in the log2 domain (scale > 0, so the raw maximum scales to the scaled one): the new running
+// max, the factor alpha that rescales the earlier sum and output, P = exp2(S * scale * log2 e - max) in one FFMA
+// + EX2 per score, and the running sum of this thread's share of each row.
+__device__ __forceinline__ void online_softmax(float (&s)[kBlockK / 2], float (&row_max)[2], float (&row_sum)[2],
+                                               float (&alpha)[2], float scale_log2) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < kBlockK / 8; ++c) mx = fmaxf(mx, fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m = fmaxf(row_max[r], mx * scale_log2);
+        const float m_use = m == -INFINITY ? 0.f : m;  // a row with every key masked so far
+        alpha[r] = fast_exp2(row_max[r] - m_use);
+        row_max[r] = m;
+        float sum = 0.f;
+#pragma unroll
+        for (int c = 0; c < kBlockK / 8; ++c) {
+            s[4 * c + 2 * r] = fast_exp2(fmaf(s[4 * c + 2 * r], scale_log2, -m_use));
+            s[4 * c + 2 * r + 1] = fast_exp2(fmaf(s[4 * c + 2 * r + 1], scale_log2, -m_use));
+            sum += s[4 * c + 2 * r] + s[4 * c + 2 * r + 1];
+        }
+        row_sum[r] = row_sum[r] * alpha[r] + sum;
+    }
+}
+
+// The probabilities of keys 16kk..16kk+15 (accumulator columns 2kk and 2kk+1) as the A fragment of step kk.
+// Packed before the wgmma fence: registers written between the instructions would serialise them.
+__device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockK / 16][4], const float (&s)[kBlockK / 2]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockK / 16; ++kk) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) p[kk][i] = pack_bf16(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
+    }
+}
+
+// O += P V: V's 16 rows of step kk are two 8-row groups (1024 bytes apart), its head-dim panels kPanelBytes apart.
+template <int kHeadDim>
+__device__ __forceinline__ void accumulate_pv(float (&acc)[kHeadDim / 2], const uint32_t (&p)[kBlockK / 16][4],
+                                              uint32_t v_addr) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockK / 16; ++kk) {
+        const uint64_t desc = wgmma::desc_sw128(v_addr + kk * 2048, kPanelBytes, 1024);
+        if constexpr (kHeadDim == 128) {
+            wgmma::wgmma_m64n128k16_rs(acc, p[kk], desc);
+        } else {
+            wgmma::wgmma_m64n64k16_rs(acc, p[kk], desc);
+        }
     }
 }
 
@@ -109,112 +179,79 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     const int key_end = kCausal ? min(seq, q0 + kBlockQ) : seq;
     const int k_blocks = (key_end + kBlockK - 1) / kBlockK;
 
-    load_panels<kHeadDim>(s_q, q_base, q_stride, q0, seq);
-    load_panels<kHeadDim>(s_k, k_base, kv_stride, 0, seq);
-    load_panels<kHeadDim>(s_v, v_base, kv_stride, 0, seq);
-    cp_async_commit();
-
     const int wg = threadIdx.x / 128;
     const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
     const int g = lane / 4, t = lane % 4;
     const int wg_row0 = q0 + wg * 64;
     const int row0 = wg_row0 + warp * 16 + g;  // this thread's rows: row0 (r = 0) and row0 + 8 (r = 1)
     const uint32_t q_addr = wgmma::smem_addr(s_q) + wg * 64 * 128;
+    const auto k_stage = [&](int j) { return s_k + (j & 1) * tile_bytes<kHeadDim>(); };
+    const auto v_stage = [&](int j) { return s_v + (j & 1) * tile_bytes<kHeadDim>(); };
 
-    constexpr int kORegs = kHeadDim / 2;
-    float acc[kORegs];
+    float acc[kHeadDim / 2];
 #pragma unroll
-    for (int i = 0; i < kORegs; ++i) acc[i] = 0.f;
+    for (int i = 0; i < kHeadDim / 2; ++i) acc[i] = 0.f;
+    float s[kBlockK / 2];            // scores of one key tile, then its probabilities
+    uint32_t p[kBlockK / 16][4];     // the probabilities as bf16 A fragments of P V
     float row_max[2] = {-INFINITY, -INFINITY};
     float row_sum[2] = {0.f, 0.f};  // this thread's share; the quad is summed at the end
+    float alpha[2];
 
-    for (int j = 0; j < k_blocks; ++j) {
-        if (j + 1 < k_blocks) {
-            const int stage = (j + 1) & 1;
-            load_panels<kHeadDim>(s_k + stage * tile_bytes<kHeadDim>(), k_base, kv_stride, (j + 1) * kBlockK, seq);
-            load_panels<kHeadDim>(s_v + stage * tile_bytes<kHeadDim>(), v_base, kv_stride, (j + 1) * kBlockK, seq);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+    // Loads: group 0 = Q and K_0; then at the top of step j (and in the prologue for j = 0) K_{j+1} and V_j, so
+    // each step waits only for the group issued one step earlier.
+    load_panels<kHeadDim>(s_q, q_base, q_stride, q0, seq);
+    load_panels<kHeadDim>(k_stage(0), k_base, kv_stride, 0, seq);
+    cp_async_commit();
+    if (k_blocks > 1) load_panels<kHeadDim>(k_stage(1), k_base, kv_stride, kBlockK, seq);
+    load_panels<kHeadDim>(v_stage(0), v_base, kv_stride, 0, seq);
+    cp_async_commit();
+    cp_async_wait<1>();
+    wgmma::fence_async_smem();
+    __syncthreads();
+
+    wgmma::fence();
+    qk_scores<kHeadDim>(s, q_addr, wgmma::smem_addr(k_stage(0)));
+    wgmma::commit();
+    wgmma::wait<0>();
+    mask_scores<kCausal>(s, 0, seq, wg_row0, row0, t);
+    online_softmax(s, row_max, row_sum, alpha, scale_log2);
+
+    // Step j: S_j = Q K_j^T and O += P_{j-1} V_{j-1} run on the tensor cores while the softmax of S_j waits only
+    // for the first; O is rescaled once the second is done.
+    for (int j = 1; j < k_blocks; ++j) {
+        cp_async_wait<0>();
         wgmma::fence_async_smem();
-        __syncthreads();
+        __syncthreads();  // K_j, V_{j-1} visible; every warpgroup is done with K_{j-1} and V_{j-2}
+        if (j + 1 < k_blocks) load_panels<kHeadDim>(k_stage(j + 1), k_base, kv_stride, (j + 1) * kBlockK, seq);
+        load_panels<kHeadDim>(v_stage(j), v_base, kv_stride, j * kBlockK, seq);
+        cp_async_commit();
 
-        const uint32_t k_addr = wgmma::smem_addr(s_k + (j & 1) * tile_bytes<kHeadDim>());
-        const uint32_t v_addr = wgmma::smem_addr(s_v + (j & 1) * tile_bytes<kHeadDim>());
-
-        // S = Q K^T: 16 head-dim columns (32 bytes of the swizzled row) per instruction.
-        float s[kBlockK / 2];
+        pack_probabilities(p, s);
         wgmma::fence();
-#pragma unroll
-        for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-            const uint32_t offset = (kk / 4) * kPanelBytes + (kk % 4) * 32;
-            wgmma::wgmma_m64n128k16_ss(s, wgmma::desc_sw128(q_addr + offset, 16, 1024),
-                                       wgmma::desc_sw128(k_addr + offset, 16, 1024), kk > 0);
-        }
+        qk_scores<kHeadDim>(s, q_addr, wgmma::smem_addr(k_stage(j)));
         wgmma::commit();
-        wgmma::wait<0>();
-
-        // Mask keys past the end and (causal) keys after the query: only the diagonal and the last tile need it.
-        const int k0 = j * kBlockK;
-        if (k0 + kBlockK > seq || (kCausal && k0 + kBlockK - 1 > wg_row0)) {
-#pragma unroll
-            for (int c = 0; c < kBlockK / 8; ++c) {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int key = k0 + 8 * c + 2 * t + (e & 1);
-                    const int row = row0 + (e < 2 ? 0 : 8);
-                    if (key >= seq || (kCausal && key > row)) s[4 * c + e] = -INFINITY;
-                }
-            }
-        }
-
-        // Online softmax in the log2 domain (scale > 0, so the raw maximum scales to the scaled one): new running
-        // max, rescale the accumulator and the partial sums, P = exp2(S * scale * log2 e - max) in one FFMA + EX2.
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int c = 0; c < kBlockK / 8; ++c) mx = fmaxf(mx, fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m = fmaxf(row_max[r], mx * scale_log2);
-            const float m_use = m == -INFINITY ? 0.f : m;  // a row with every key masked so far
-            const float alpha = fast_exp2(row_max[r] - m_use);
-            row_max[r] = m;
-            float sum = 0.f;
-#pragma unroll
-            for (int c = 0; c < kBlockK / 8; ++c) {
-                s[4 * c + 2 * r] = fast_exp2(fmaf(s[4 * c + 2 * r], scale_log2, -m_use));
-                s[4 * c + 2 * r + 1] = fast_exp2(fmaf(s[4 * c + 2 * r + 1], scale_log2, -m_use));
-                sum += s[4 * c + 2 * r] + s[4 * c + 2 * r + 1];
-            }
-            row_sum[r] = row_sum[r] * alpha + sum;
-#pragma unroll
-            for (int c = 0; c < kHeadDim / 8; ++c) {
-                acc[4 * c + 2 * r] *= alpha;
-                acc[4 * c + 2 * r + 1] *= alpha;
-            }
-        }
-
-        // O += P V: the scores of keys 16kk..16kk+15 (accumulator columns 2kk and 2kk+1) form the A fragment;
-        // V's 16 rows of the step are two 8-row groups (1024 bytes apart), its head-dim panels kPanelBytes apart.
-        // Every fragment is packed before the fence: registers written between the instructions would serialise them.
-        uint32_t p[kBlockK / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < kBlockK / 16; ++kk) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) p[kk][i] = pack_bf16(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
-        }
-        wgmma::fence();
-#pragma unroll
-        for (int kk = 0; kk < kBlockK / 16; ++kk)
-            wgmma_pv<kHeadDim>(acc, p[kk], wgmma::desc_sw128(v_addr + kk * 2048, kPanelBytes, 1024));
+        accumulate_pv<kHeadDim>(acc, p, wgmma::smem_addr(v_stage(j - 1)));
         wgmma::commit();
+        wgmma::wait<1>();
+        mask_scores<kCausal>(s, j * kBlockK, seq, wg_row0, row0, t);
+        online_softmax(s, row_max, row_sum, alpha, scale_log2);
         wgmma::wait<0>();
-        __syncthreads();  // the next iteration's loads overwrite the stage just read
+#pragma unroll
+        for (int c = 0; c < kHeadDim / 8; ++c) {
+            acc[4 * c] *= alpha[0];
+            acc[4 * c + 1] *= alpha[0];
+            acc[4 * c + 2] *= alpha[1];
+            acc[4 * c + 3] *= alpha[1];
+        }
     }
+    cp_async_wait<0>();
+    wgmma::fence_async_smem();
+    __syncthreads();
+    pack_probabilities(p, s);
+    wgmma::fence();
+    accumulate_pv<kHeadDim>(acc, p, wgmma::smem_addr(v_stage(k_blocks - 1)));
+    wgmma::commit();
+    wgmma::wait<0>();
 
     // Normalise; write lse and O (each quad writes 16 contiguous bytes per 8 columns).
     bf16* o_base = o + (static_cast<int64_t>(b) * heads + h) * kHeadDim;
