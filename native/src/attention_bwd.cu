@@ -6,7 +6,9 @@
 //    kv head's group, so GQA gradients are summed without atomics. Per query block (kBlockQB rows: 64, or 32
 //    for head_dim 128):
 //      S^T = K Q^T, P^T = exp2(S^T * scale * log2e - lse * log2e), dP^T = V dO^T, dS^T = P^T (dP^T - D),
-//      dV += P^T dO, dK += dS^T Q, and dQ += dS K through shared memory into the float32 accumulator (atomics).
+//      dV += P^T dO, dK += dS^T Q, and dQ += dS K (dS^T through shared memory) into the float32 accumulator,
+//      4 consecutive floats per 16-byte vector atomic. Q, dO, lse and D of the next query block arrive by cp.async
+//      while the current one is processed.
 // 3. dQ = scale * accumulator, converted to bf16.
 #include "attention_common.cuh"
 #include "pointwise.cuh"
@@ -62,6 +64,42 @@ __global__ void attention_bwd_preprocess_kernel(float* __restrict__ dsum, const 
     }
 }
 
+// 4-byte global -> shared copy; when !valid the destination is zero-filled and nothing is read.
+__device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool valid) {
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    const int src_bytes = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
+}
+
+// load_tile for tiles whose 16-byte chunks divide evenly among the threads: a fixed number of copies per thread,
+// fully unrolled, where load_tile's loop bound depends on threadIdx.x.
+template <int kRows, int kCols, int kThreads>
+__device__ __forceinline__ void load_tile_even(bf16* tile, const bf16* base, int64_t stride, int row0, int limit) {
+    constexpr int kChunks = kCols / 8;
+    static_assert(kRows * kChunks % kThreads == 0, "chunks divide evenly among the threads");
+#pragma unroll
+    for (int j = 0; j < kRows * kChunks / kThreads; ++j) {
+        const int i = static_cast<int>(threadIdx.x) + j * kThreads;
+        const int row = i / kChunks, chunk = i % kChunks;
+        const bool valid = row0 + row < limit;
+        const bf16* src = valid ? base + static_cast<int64_t>(row0 + row) * stride + chunk * 8 : base;
+        cp_async_16(tile + swizzle<kCols>(row, chunk * 8), src, valid);
+    }
+}
+
+// dst[0, 4) += v for 16-byte aligned dst: one vector reduction on sm_90 and later (each element is added
+// atomically on its own, as with four scalar atomics), four scalar atomics before.
+__device__ __forceinline__ void atomic_add_f32x4(float* dst, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float4*>(dst), v);
+#else
+    atomicAdd(dst, v.x);
+    atomicAdd(dst + 1, v.y);
+    atomicAdd(dst + 2, v.z);
+    atomicAdd(dst + 3, v.w);
+#endif
+}
+
 template <int kHeadDim, bool kCausal, int kBlockQB = bwd_block_q(kHeadDim)>
 __global__ void __launch_bounds__(kBwdThreads, 1)
     attention_bwd_kernel(float* __restrict__ dq_acc, bf16* __restrict__ dk, bf16* __restrict__ dv,
@@ -74,7 +112,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     bf16* s_q = s_v + kBlockKB * kHeadDim;                                // [2][kBlockQB][kHeadDim]
     bf16* s_do = s_q + 2 * kBlockQB * kHeadDim;                           // [2][kBlockQB][kHeadDim]
     bf16* s_ds = s_do + 2 * kBlockQB * kHeadDim;                          // [kBlockKB][kBlockQB]: dS^T
-    float* s_lse = reinterpret_cast<float*>(s_ds + kBlockKB * kBlockQB);  // [2][kBlockQB], times log2(e)
+    float* s_lse = reinterpret_cast<float*>(s_ds + kBlockKB * kBlockQB);  // [2][kBlockQB]
     float* s_dsum = s_lse + 2 * kBlockQB;                                 // [2][kBlockQB]
 
     // Blocks are ordered heaviest first (for causal, the first key blocks meet the most queries).
@@ -91,8 +129,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     const int q_count = (seq + kBlockQB - 1) / kBlockQB - q_begin;
     const int iterations = group * q_count;
 
-    load_tile<kBlockKB, kHeadDim, kBwdThreads>(s_k, k + kv_offset, kv_stride, k0, seq);
-    load_tile<kBlockKB, kHeadDim, kBwdThreads>(s_v, v + kv_offset, kv_stride, k0, seq);
+    load_tile_even<kBlockKB, kHeadDim, kBwdThreads>(s_k, k + kv_offset, kv_stride, k0, seq);
+    load_tile_even<kBlockKB, kHeadDim, kBwdThreads>(s_v, v + kv_offset, kv_stride, k0, seq);
 
     // Iteration t covers query head hk * group + t / q_count and query block q_begin + t % q_count.
     auto prefetch = [&](int t) {
@@ -100,16 +138,19 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         const int q0 = (q_begin + t % q_count) * kBlockQB;
         const int stage = t & 1;
         const int64_t offset = (static_cast<int64_t>(b) * heads + h) * kHeadDim;
-        load_tile<kBlockQB, kHeadDim, kBwdThreads>(s_q + stage * kBlockQB * kHeadDim, q + offset, q_stride, q0, seq);
-        load_tile<kBlockQB, kHeadDim, kBwdThreads>(s_do + stage * kBlockQB * kHeadDim, dout + offset, q_stride, q0,
-                                                   seq);
+        load_tile_even<kBlockQB, kHeadDim, kBwdThreads>(s_q + stage * kBlockQB * kHeadDim, q + offset, q_stride, q0,
+                                                        seq);
+        load_tile_even<kBlockQB, kHeadDim, kBwdThreads>(s_do + stage * kBlockQB * kHeadDim, dout + offset, q_stride, q0,
+                                                        seq);
+        // lse and D travel with the tiles (zero past the end: those queries are masked), so that no thread waits
+        // on a global load before the barrier.
         const int64_t stats = (static_cast<int64_t>(b) * heads + h) * seq;
         const int r = threadIdx.x % kBlockQB;
         const bool valid = q0 + r < seq;
         if (threadIdx.x < kBlockQB) {
-            s_lse[stage * kBlockQB + r] = valid ? lse[stats + q0 + r] * kLog2e : INFINITY;
+            cp_async_4(s_lse + stage * kBlockQB + r, valid ? lse + stats + q0 + r : lse, valid);
         } else if (threadIdx.x < 2 * kBlockQB) {
-            s_dsum[stage * kBlockQB + r] = valid ? dsum[stats + q0 + r] : 0.f;
+            cp_async_4(s_dsum + stage * kBlockQB + r, valid ? dsum + stats + q0 + r : dsum, valid);
         }
     };
     prefetch(0);
@@ -179,7 +220,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int col = nt * 8 + tig * 2 + (e & 1);
-                float p = exp2f(s[nt][e] * scale_log2 - slse[col]);
+                float p = exp2f(s[nt][e] * scale_log2 - __fmul_rn(slse[col], kLog2e));
                 if (need_mask) {
                     const int key = e < 2 ? key_a : key_b;
                     const int query = q0 + col;
@@ -249,16 +290,25 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
                 mma_16816(dq[2 * dpi + 1], afrag, bfrag[2], bfrag[3]);
             }
         }
-        float* dq_head = dq_acc + (static_cast<int64_t>(b) * heads + h) * kHeadDim + dpart * kDPerWarp;
+        // In tile nt a lane holds columns nt * 8 + tig * 2 + {0, 1} of rows g and g + 8. For each pair of tiles
+        // (2p, 2p + 1), lanes tig and tig ^ 1 swap one column pair, so that an even lane holds columns
+        // tig * 2 + [0, 4) of tile 2p and an odd lane (tig - 1) * 2 + [0, 4) of tile 2p + 1: 4 consecutive,
+        // 16-byte aligned floats, added with one vector atomic.
+        const bool odd = tig & 1;
+        float* dq_head = dq_acc + (static_cast<int64_t>(b) * heads + h) * kHeadDim + dpart * kDPerWarp + (odd ? 8 : 0) +
+                         (tig & 2) * 2;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int query = q0 + mq * 16 + g + 8 * r;
-            if (query < seq) {
-                float* row = dq_head + query * q_stride;
 #pragma unroll
-                for (int nt = 0; nt < kDPerWarp / 8; ++nt) {
-                    atomicAdd(row + nt * 8 + tig * 2, dq[nt][2 * r]);
-                    atomicAdd(row + nt * 8 + tig * 2 + 1, dq[nt][2 * r + 1]);
+            for (int p = 0; p < kDPerWarp / 16; ++p) {
+                const float* lo = dq[2 * p] + 2 * r;
+                const float* hi = dq[2 * p + 1] + 2 * r;
+                const float x = __shfl_xor_sync(0xffffffffu, odd ? lo[0] : hi[0], 1);
+                const float y = __shfl_xor_sync(0xffffffffu, odd ? lo[1] : hi[1], 1);
+                if (query < seq) {
+                    atomic_add_f32x4(dq_head + query * q_stride + p * 16,
+                                     odd ? make_float4(x, y, hi[0], hi[1]) : make_float4(lo[0], lo[1], x, y));
                 }
             }
         }
