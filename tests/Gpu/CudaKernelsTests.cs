@@ -50,6 +50,9 @@ public class CudaKernelsTests
     [InlineData(NormKind.LayerNorm, 5, 67, false, true)]
     [InlineData(NormKind.LayerNorm, 32, 1024, true, true)]
     [InlineData(NormKind.LayerNorm, 7, 129, true, false)]
+    [InlineData(NormKind.RmsNorm, 3, 8192, true, false)]
+    [InlineData(NormKind.LayerNorm, 3, 4100, true, true)]
+    [InlineData(NormKind.RmsNorm, 2, 40000, true, false)]
     public void NormForwardAndBackward(NormKind kind, int rows, int cols, bool withResidual, bool withBias)
     {
         using var t = new GpuTwin();
@@ -241,6 +244,7 @@ public class CudaKernelsTests
     [InlineData(2, 37, 4, 2, 64, false)]
     [InlineData(1, 130, 2, 2, 128, true)]
     [InlineData(3, 16, 8, 1, 128, false)]
+    [InlineData(2, 300, 4, 2, 128, false)]
     public void AttentionForwardAndBackward(int batch, int seq, int heads, int kvHeads, int headDim, bool causal)
     {
         using var t = new GpuTwin();
@@ -272,6 +276,7 @@ public class CudaKernelsTests
     [Theory]
     [InlineData(1, 2000, 4, 2, 128, true)]
     [InlineData(1, 4100, 2, 1, 64, true)]
+    [InlineData(1, 1500, 2, 2, 128, false)]
     public void AttentionAtLongSequences(int batch, int seq, int heads, int kvHeads, int headDim, bool causal) =>
         AttentionForwardAndBackward(batch, seq, heads, kvHeads, headDim, causal);
 

@@ -17,7 +17,7 @@ public sealed unsafe class CublasLtGemm : IDisposable
     public const long WorkspaceBytes = 32L << 20;
 
     /// <summary>How many heuristic candidates a new shape is timed with.</summary>
-    private const int TuningCandidates = 8;
+    private const int TuningCandidates = 32;
 
     /// <summary>Shapes with fewer multiply-adds (m*n*k) keep the heuristic's first choice: timing gains them nothing.</summary>
     private const long TuningMinimumProduct = 1L << 21;
