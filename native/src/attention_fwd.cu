@@ -1,23 +1,30 @@
 // Flash attention forward for Hopper (sm_90a): bf16 in/out, fp32 accumulation with warpgroup MMA (wgmma), online
-// softmax in registers.
+// softmax in registers, tiles loaded by the tensor memory accelerator (TMA).
 //
-// One block of two warpgroups owns kBlockQ = 128 query rows of one (batch, head); each warpgroup owns 64 rows.
-// Q, K and V tiles live in shared memory in the 128-byte-swizzled layout wgmma reads directly (panels of 64
-// columns, see panel_offset). Per key tile of kBlockK = 128 keys:
+// One block owns kBlockQ = 128 query rows of one (batch, head): two consumer warpgroups of 64 rows each and one
+// producer warp. Q, K and V tiles live in shared memory in the 128-byte-swizzled layout that both TMA writes and
+// wgmma reads (panels of 64 columns, see kPanelBytes). The producer's first lane loads Q once and streams K and V
+// tiles of kBlockK = 128 keys through two stages each, every stage guarded by a "full" mbarrier (bytes landed)
+// and an "empty" one (every consumer warp done with it); the warpgroups never wait for each other. Per key tile:
 //   S = Q K^T       wgmma m64n128k16, both operands from shared memory (head_dim / 16 instructions);
 //   softmax         mask, running max and sum, P = exp2(S * scale * log2 e - max), O rescaled, in registers;
 //   O += P V        wgmma m64n{head_dim}k16 with P as the register A operand and V read MN-major (8 instructions).
-// K/V tiles stream through a double-buffered cp.async pipeline issued by all 256 threads; the next tile's loads
-// run under the current tile's math. Causal blocks are launched heaviest first. The kernel needs sm_90a; other
-// architectures get a body that traps, and the launcher refuses devices other than compute capability 9.0.
+// S of tile j and P V of tile j - 1 run on the tensor cores while the softmax of tile j waits only for the first.
+// Causal blocks are launched heaviest first. The kernel needs sm_90a; other architectures get a body that traps,
+// and the launcher refuses devices other than compute capability 9.0.
 #include "attention_common.cuh"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace mp {
 namespace attention {
 
-constexpr int kFwdWarpGroups = 2;
-constexpr int kFwdThreads = kFwdWarpGroups * 128;
+constexpr int kFwdWarpGroups = 2;                        // consumers
+constexpr int kFwdThreads = (kFwdWarpGroups + 1) * 128;  // + the producer warpgroup
+// Registers per thread once the block runs: the producer gives most of its share to the consumers (the block's
+// 3 x 128 threads start with 168 each; 24 + 2 x 240 fits the same 64K-register file).
+constexpr int kProducerRegisters = 24;
+constexpr int kConsumerRegisters = 240;
 constexpr int kBlockQ = kFwdWarpGroups * 64;
 constexpr int kBlockK = 128;
 
@@ -27,43 +34,31 @@ constexpr int kTileRows = 128;
 constexpr uint32_t kPanelBytes = kTileRows * 128;
 static_assert(kBlockQ == kTileRows && kBlockK == kTileRows, "Q and K/V tiles share one layout");
 
-__device__ __forceinline__ uint32_t panel_offset(int row, int chunk) {
-    return (chunk >> 3) * kPanelBytes + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
-}
-
 template <int kHeadDim>
 constexpr uint32_t tile_bytes() {
     return kHeadDim / 64 * kPanelBytes;
 }
 
-// Q, two K stages, two V stages, and slack to align the start to the 1024-byte swizzle atom.
+// Q, two K stages, two V stages, the barriers, and slack to align the start to the 1024-byte swizzle atom.
+constexpr int kStages = 2;
+struct FwdBarriers {
+    uint64_t q_full;
+    uint64_t k_full[kStages], k_empty[kStages];
+    uint64_t v_full[kStages], v_empty[kStages];
+};
+
 template <int kHeadDim>
 constexpr size_t fwd_smem_bytes() {
-    return 5 * static_cast<size_t>(tile_bytes<kHeadDim>()) + 1024;
+    return (1 + 2 * kStages) * static_cast<size_t>(tile_bytes<kHeadDim>()) + sizeof(FwdBarriers) + 1024;
 }
 
-// Rows [row0, row0 + 128) of a [rows][stride] matrix into a tile; rows at or past `limit` are zero-filled.
-// Thread t copies chunk t % kChunks of rows t / kChunks + i * kRowsPerPass: a fixed trip count, fully unrolled.
+// Box = one panel: 64 columns x 1 head x 128 rows of a [seq][batch * heads][head_dim] tensor.
 template <int kHeadDim>
-__device__ __forceinline__ void load_panels(unsigned char* tile, const bf16* base, int64_t stride, int row0,
-                                            int limit) {
-    constexpr int kChunks = kHeadDim / 8;
-    constexpr int kRowsPerPass = kFwdThreads / kChunks;
-    static_assert(kRowsPerPass % 8 == 0 && kTileRows % kRowsPerPass == 0, "whole passes of whole swizzle atoms");
-    const int chunk = threadIdx.x % kChunks, row = threadIdx.x / kChunks;
-    const bf16* src = base + static_cast<int64_t>(row0 + row) * stride + chunk * 8;
-    const int64_t step = static_cast<int64_t>(kRowsPerPass) * stride;
-    unsigned char* dst = tile + panel_offset(row, chunk);  // kRowsPerPass is a multiple of 8: same swizzle phase
-    if (row0 + kTileRows <= limit) {
+__device__ __forceinline__ void load_tile(unsigned char* tile, const CUtensorMap* map, uint64_t* bar, int head,
+                                          int row0) {
+    tma::arrive_expect_bytes(bar, tile_bytes<kHeadDim>());
 #pragma unroll
-        for (int i = 0; i < kTileRows / kRowsPerPass; ++i) cp_async_16(dst + i * kRowsPerPass * 128, src + i * step, true);
-    } else {
-#pragma unroll
-        for (int i = 0; i < kTileRows / kRowsPerPass; ++i) {
-            const bool valid = row0 + row + i * kRowsPerPass < limit;
-            cp_async_16(dst + i * kRowsPerPass * 128, valid ? src + i * step : base, valid);
-        }
-    }
+    for (int panel = 0; panel < kHeadDim / 64; ++panel) tma::load_3d(tile + panel * kPanelBytes, map, bar, panel * 64, head, row0);
 }
 
 // 2^x with the hardware approximation (about 2 ulp); results below 2^-126 flush to zero, which a softmax whose
@@ -155,14 +150,18 @@ __device__ __forceinline__ void accumulate_pv(float (&acc)[kHeadDim / 2], const 
 
 template <int kHeadDim, bool kCausal>
 __global__ void __launch_bounds__(kFwdThreads, 1)
-    attention_fwd_kernel(bf16* __restrict__ o, float* __restrict__ lse, const bf16* __restrict__ q,
-                         const bf16* __restrict__ k, const bf16* __restrict__ v, int batch, int seq, int heads,
-                         int kv_heads, float scale_log2) {
+    attention_fwd_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+                         const __grid_constant__ CUtensorMap v_map, bf16* __restrict__ o, float* __restrict__ lse,
+                         int batch, int seq, int heads, int kv_heads, float scale_log2) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    unsigned char* s_q = smem_raw + ((1024 - (wgmma::smem_addr(smem_raw) & 1023)) & 1023);
-    unsigned char* s_k = s_q + tile_bytes<kHeadDim>();       // two stages
-    unsigned char* s_v = s_k + 2 * tile_bytes<kHeadDim>();   // two stages
+    unsigned char* s_q = smem_raw + ((1024 - (tma::smem_addr(smem_raw) & 1023)) & 1023);
+    unsigned char* s_k = s_q + tile_bytes<kHeadDim>();              // kStages stages
+    unsigned char* s_v = s_k + kStages * tile_bytes<kHeadDim>();    // kStages stages
+    auto* bars = reinterpret_cast<FwdBarriers*>(s_v + kStages * tile_bytes<kHeadDim>());
+    const auto k_stage = [&](int j) { return s_k + (j % kStages) * tile_bytes<kHeadDim>(); };
+    const auto v_stage = [&](int j) { return s_v + (j % kStages) * tile_bytes<kHeadDim>(); };
+    const auto phase = [](int j) { return static_cast<uint32_t>(j / kStages) & 1u; };
 
     const int q_blocks = (seq + kBlockQ - 1) / kBlockQ;
     const int bh_count = batch * heads;
@@ -170,23 +169,51 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     const int bh = static_cast<int>(blockIdx.x % bh_count);
     const int b = bh / heads, h = bh % heads;
     const int hk = h / (heads / kv_heads);
-    const int64_t q_stride = static_cast<int64_t>(batch) * heads * kHeadDim;
-    const int64_t kv_stride = static_cast<int64_t>(batch) * kv_heads * kHeadDim;
-    const bf16* q_base = q + (static_cast<int64_t>(b) * heads + h) * kHeadDim;
-    const bf16* k_base = k + (static_cast<int64_t>(b) * kv_heads + hk) * kHeadDim;
-    const bf16* v_base = v + (static_cast<int64_t>(b) * kv_heads + hk) * kHeadDim;
     const int q0 = q_block * kBlockQ;
     const int key_end = kCausal ? min(seq, q0 + kBlockQ) : seq;
     const int k_blocks = (key_end + kBlockK - 1) / kBlockK;
+    constexpr int kConsumerWarps = kFwdWarpGroups * 4;
 
+    if (threadIdx.x == 0) {
+        tma::barrier_init(&bars->q_full, 1);
+#pragma unroll
+        for (int i = 0; i < kStages; ++i) {
+            tma::barrier_init(&bars->k_full[i], 1);
+            tma::barrier_init(&bars->v_full[i], 1);
+            tma::barrier_init(&bars->k_empty[i], kConsumerWarps);
+            tma::barrier_init(&bars->v_empty[i], kConsumerWarps);
+        }
+        tma::fence_barrier_init();
+    }
+    __syncthreads();
+
+    const int warp_id = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (warp_id >= kConsumerWarps) {
+        // Producer: Q, then K_j and V_j in order, each into its stage once every consumer warp has released it.
+        wgmma::set_max_registers_dec<kProducerRegisters>();
+        if (warp_id == kConsumerWarps && lane == 0) {
+            load_tile<kHeadDim>(s_q, &q_map, &bars->q_full, b * heads + h, q0);
+            const int kv_head = b * kv_heads + hk;
+            for (int j = 0; j < k_blocks; ++j) {
+                if (j >= kStages) tma::wait(&bars->k_empty[j % kStages], phase(j) ^ 1u);
+                load_tile<kHeadDim>(k_stage(j), &k_map, &bars->k_full[j % kStages], kv_head, j * kBlockK);
+                if (j >= kStages) tma::wait(&bars->v_empty[j % kStages], phase(j) ^ 1u);
+                load_tile<kHeadDim>(v_stage(j), &v_map, &bars->v_full[j % kStages], kv_head, j * kBlockK);
+            }
+        }
+        return;
+    }
+
+    wgmma::set_max_registers_inc<kConsumerRegisters>();
     const int wg = threadIdx.x / 128;
-    const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+    const int warp = warp_id % 4;
     const int g = lane / 4, t = lane % 4;
     const int wg_row0 = q0 + wg * 64;
     const int row0 = wg_row0 + warp * 16 + g;  // this thread's rows: row0 (r = 0) and row0 + 8 (r = 1)
-    const uint32_t q_addr = wgmma::smem_addr(s_q) + wg * 64 * 128;
-    const auto k_stage = [&](int j) { return s_k + (j & 1) * tile_bytes<kHeadDim>(); };
-    const auto v_stage = [&](int j) { return s_v + (j & 1) * tile_bytes<kHeadDim>(); };
+    const uint32_t q_addr = tma::smem_addr(s_q) + wg * 64 * 128;
+    const auto release = [&](uint64_t* bar) {
+        if (lane == 0) tma::arrive(bar);
+    };
 
     float acc[kHeadDim / 2];
 #pragma unroll
@@ -197,45 +224,33 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     float row_sum[2] = {0.f, 0.f};  // this thread's share; the quad is summed at the end
     float alpha[2];
 
-    // Loads: group 0 = Q and K_0; then at the top of step j (and in the prologue for j = 0) K_{j+1} and V_j, so
-    // each step waits only for the group issued one step earlier.
-    load_panels<kHeadDim>(s_q, q_base, q_stride, q0, seq);
-    load_panels<kHeadDim>(k_stage(0), k_base, kv_stride, 0, seq);
-    cp_async_commit();
-    if (k_blocks > 1) load_panels<kHeadDim>(k_stage(1), k_base, kv_stride, kBlockK, seq);
-    load_panels<kHeadDim>(v_stage(0), v_base, kv_stride, 0, seq);
-    cp_async_commit();
-    cp_async_wait<1>();
-    wgmma::fence_async_smem();
-    __syncthreads();
-
+    tma::wait(&bars->q_full, 0);
+    tma::wait(&bars->k_full[0], 0);
     wgmma::fence();
-    qk_scores<kHeadDim>(s, q_addr, wgmma::smem_addr(k_stage(0)));
+    qk_scores<kHeadDim>(s, q_addr, tma::smem_addr(k_stage(0)));
     wgmma::commit();
     wgmma::wait<0>();
+    release(&bars->k_empty[0]);
     mask_scores<kCausal>(s, 0, seq, wg_row0, row0, t);
     online_softmax(s, row_max, row_sum, alpha, scale_log2);
 
     // Step j: S_j = Q K_j^T and O += P_{j-1} V_{j-1} run on the tensor cores while the softmax of S_j waits only
     // for the first; O is rescaled once the second is done.
     for (int j = 1; j < k_blocks; ++j) {
-        cp_async_wait<0>();
-        wgmma::fence_async_smem();
-        __syncthreads();  // K_j, V_{j-1} visible; every warpgroup is done with K_{j-1} and V_{j-2}
-        if (j + 1 < k_blocks) load_panels<kHeadDim>(k_stage(j + 1), k_base, kv_stride, (j + 1) * kBlockK, seq);
-        load_panels<kHeadDim>(v_stage(j), v_base, kv_stride, j * kBlockK, seq);
-        cp_async_commit();
-
+        tma::wait(&bars->k_full[j % kStages], phase(j));
+        tma::wait(&bars->v_full[(j - 1) % kStages], phase(j - 1));
         pack_probabilities(p, s);
         wgmma::fence();
-        qk_scores<kHeadDim>(s, q_addr, wgmma::smem_addr(k_stage(j)));
+        qk_scores<kHeadDim>(s, q_addr, tma::smem_addr(k_stage(j)));
         wgmma::commit();
-        accumulate_pv<kHeadDim>(acc, p, wgmma::smem_addr(v_stage(j - 1)));
+        accumulate_pv<kHeadDim>(acc, p, tma::smem_addr(v_stage(j - 1)));
         wgmma::commit();
         wgmma::wait<1>();
+        release(&bars->k_empty[j % kStages]);
         mask_scores<kCausal>(s, j * kBlockK, seq, wg_row0, row0, t);
         online_softmax(s, row_max, row_sum, alpha, scale_log2);
         wgmma::wait<0>();
+        release(&bars->v_empty[(j - 1) % kStages]);
 #pragma unroll
         for (int c = 0; c < kHeadDim / 8; ++c) {
             acc[4 * c] *= alpha[0];
@@ -244,16 +259,15 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
             acc[4 * c + 3] *= alpha[1];
         }
     }
-    cp_async_wait<0>();
-    wgmma::fence_async_smem();
-    __syncthreads();
+    tma::wait(&bars->v_full[(k_blocks - 1) % kStages], phase(k_blocks - 1));
     pack_probabilities(p, s);
     wgmma::fence();
-    accumulate_pv<kHeadDim>(acc, p, wgmma::smem_addr(v_stage(k_blocks - 1)));
+    accumulate_pv<kHeadDim>(acc, p, tma::smem_addr(v_stage(k_blocks - 1)));
     wgmma::commit();
     wgmma::wait<0>();
 
     // Normalise; write lse and O (each quad writes 16 contiguous bytes per 8 columns).
+    const int64_t q_stride = static_cast<int64_t>(batch) * heads * kHeadDim;
     bf16* o_base = o + (static_cast<int64_t>(b) * heads + h) * kHeadDim;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -276,9 +290,36 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 #endif
 }
 
+// A [seq][heads_total][head_dim] bf16 tensor seen by TMA in boxes of one panel: 64 columns x 1 head x 128 rows,
+// 128-byte swizzled (the layout wgmma reads); rows past seq arrive as zeros.
+inline int encode_tile_map(CUtensorMap* map, const bf16* base, int seq, int64_t heads_total, int head_dim,
+                           const char* what) {
+    const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(heads_total),
+                                static_cast<cuuint64_t>(seq)};
+    const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * sizeof(bf16),
+                                   static_cast<cuuint64_t>(heads_total) * head_dim * sizeof(bf16)};
+    const cuuint32_t box[3] = {64, 1, kTileRows};
+    const cuuint32_t element_strides[3] = {1, 1, 1};
+    const CUresult r = cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(base), dims,
+                                              strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        const char* name = "unknown";
+        cuGetErrorName(r, &name);
+        MP_FAIL(MP_ERR_CUDA, "%s: cuTensorMapEncodeTiled(seq=%d heads=%lld head_dim=%d) failed: %s", what, seq,
+                static_cast<long long>(heads_total), head_dim, name);
+    }
+    return MP_OK;
+}
+
 template <int kHeadDim, bool kCausal>
 int launch_fwd(bf16* o, float* lse, const bf16* q, const bf16* k, const bf16* v, int batch, int seq, int heads,
                int kv_heads, float scale, cudaStream_t stream) {
+    CUtensorMap q_map, k_map, v_map;
+    MP_TRY(encode_tile_map(&q_map, q, seq, static_cast<int64_t>(batch) * heads, kHeadDim, "mp_attention_fwd (q)"));
+    MP_TRY(encode_tile_map(&k_map, k, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, "mp_attention_fwd (k)"));
+    MP_TRY(encode_tile_map(&v_map, v, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, "mp_attention_fwd (v)"));
     const auto kernel = attention_fwd_kernel<kHeadDim, kCausal>;
     constexpr size_t smem = fwd_smem_bytes<kHeadDim>();
     MP_TRY(allow_dynamic_smem(kernel, smem, "mp_attention_fwd"));
@@ -286,8 +327,8 @@ int launch_fwd(bf16* o, float* lse, const bf16* q, const bf16* k, const bf16* v,
     if (blocks > INT32_MAX)
         MP_FAIL(MP_ERR_UNSUPPORTED, "mp_attention_fwd: %lld blocks exceed the grid limit",
                 static_cast<long long>(blocks));
-    kernel<<<static_cast<unsigned>(blocks), kFwdThreads, smem, stream>>>(o, lse, q, k, v, batch, seq, heads, kv_heads,
-                                                                         scale * kLog2e);
+    kernel<<<static_cast<unsigned>(blocks), kFwdThreads, smem, stream>>>(q_map, k_map, v_map, o, lse, batch, seq, heads,
+                                                                         kv_heads, scale * kLog2e);
     MP_CHECK_LAUNCH("attention_fwd_kernel");
     return MP_OK;
 }

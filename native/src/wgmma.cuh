@@ -35,6 +35,18 @@ __device__ __forceinline__ void wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 
+// Changes the registers each thread of this warpgroup holds (all four warps execute it): producers give theirs
+// back, consumers take them.
+template <int kRegisters>
+__device__ __forceinline__ void set_max_registers_dec() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
+
+template <int kRegisters>
+__device__ __forceinline__ void set_max_registers_inc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
+
 // Makes this thread's generic-proxy shared-memory writes (cp.async, st.shared) visible to wgmma's async proxy.
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
