@@ -224,6 +224,12 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     float row_sum[2] = {0.f, 0.f};  // this thread's share; the quad is summed at the end
     float alpha[2];
 
+    // The two warpgroups take turns issuing their tensor-core work (named barriers 1 and 2): one's softmax runs
+    // under the other's GEMMs. Warpgroup 1 lets warpgroup 0 go first.
+    const auto my_turn = [&] { asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory"); };
+    const auto their_turn = [&] { asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory"); };
+    if (wg == 1 && k_blocks > 1) their_turn();
+
     tma::wait(&bars->q_full, 0);
     tma::wait(&bars->k_full[0], 0);
     wgmma::fence();
@@ -240,11 +246,13 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         tma::wait(&bars->k_full[j % kStages], phase(j));
         tma::wait(&bars->v_full[(j - 1) % kStages], phase(j - 1));
         pack_probabilities(p, s);
+        my_turn();
         wgmma::fence();
         qk_scores<kHeadDim>(s, q_addr, tma::smem_addr(k_stage(j)));
         wgmma::commit();
         accumulate_pv<kHeadDim>(acc, p, tma::smem_addr(v_stage(j - 1)));
         wgmma::commit();
+        if (wg == 0 || j + 1 < k_blocks) their_turn();  // every turn given is taken
         wgmma::wait<1>();
         release(&bars->k_empty[j % kStages]);
         mask_scores<kCausal>(s, j * kBlockK, seq, wg_row0, row0, t);

@@ -47,9 +47,6 @@ __device__ __forceinline__ void set_max_registers_inc() {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
 }
 
-// Makes this thread's generic-proxy shared-memory writes (cp.async, st.shared) visible to wgmma's async proxy.
-__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
 // d[64 x 128] = A[64 x 16] B[16 x 128] (+ d when accumulate != 0); A and B in shared memory, both K-major.
 __device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
     asm volatile(
