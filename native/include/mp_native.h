@@ -55,7 +55,9 @@ MP_API int mp_version_get(int* version);
 MP_API const char* mp_last_error(void);
 
 /* ---- attention (flash-style, bf16; q [seq, batch, heads, head_dim], k/v [seq, batch, kv_heads, head_dim],
- *      lse [batch, heads, seq] float32; head_dim 64 or 128; heads % kv_heads == 0) ---- */
+ *      lse [batch, heads, seq] float32; head_dim 64 or 128; heads % kv_heads == 0; scale > 0).
+ *      The forward runs on compute capability 9.0 (Hopper, library built for sm_90a) and fails with
+ *      MP_ERR_UNSUPPORTED elsewhere; the backward runs on sm_80 and later. ---- */
 MP_API int mp_attention_fwd(void* o, float* lse, const void* q, const void* k, const void* v,
                             int batch, int seq, int heads, int kv_heads, int head_dim, int causal, float scale,
                             int dtype, void* stream);
