@@ -174,16 +174,19 @@ inline unsigned grid_for(int64_t work, int threads, int sms) {
 }
 
 // Lets `kernel` use `bytes` of dynamic shared memory, opting in above the 48 KiB default; past the device's
-// limit the request is MP_ERR_UNSUPPORTED.
+// limit (less the kernel's static shared memory) the request is MP_ERR_UNSUPPORTED.
 template <typename Kernel>
 int allow_dynamic_smem(Kernel kernel, size_t bytes, const char* what) {
     if (bytes <= 48 * 1024) return MP_OK;
     int device = 0, limit = 0;
     MP_CHECK_CUDA(cudaGetDevice(&device));
     MP_CHECK_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    if (bytes > static_cast<size_t>(limit))
-        MP_FAIL(MP_ERR_UNSUPPORTED, "%s needs %zu bytes of shared memory per block; the device allows %d", what, bytes,
-                limit);
+    cudaFuncAttributes attributes{};
+    MP_CHECK_CUDA(cudaFuncGetAttributes(&attributes, kernel));
+    if (bytes + attributes.sharedSizeBytes > static_cast<size_t>(limit))
+        MP_FAIL(MP_ERR_UNSUPPORTED,
+                "%s needs %zu bytes of shared memory per block (%zu dynamic + %zu static); the device allows %d", what,
+                bytes + attributes.sharedSizeBytes, bytes, attributes.sharedSizeBytes, limit);
     MP_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
     return MP_OK;
 }

@@ -17,6 +17,7 @@ internal static unsafe partial class CudaRuntime
     // cudaDeviceAttr
     public const int AttrMultiProcessorCount = 16;
     public const int AttrL2CacheSize = 38;
+    public const int AttrMaxSharedMemoryPerBlockOptin = 97;
     public const int AttrComputeCapabilityMajor = 75;
     public const int AttrComputeCapabilityMinor = 76;
 

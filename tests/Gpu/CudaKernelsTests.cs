@@ -1,3 +1,4 @@
+using ModelParallel.Interop;
 using ModelParallel.Runtime;
 
 namespace ModelParallel.Tests.Gpu;
@@ -279,6 +280,26 @@ public class CudaKernelsTests
     [InlineData(1, 1500, 2, 2, 128, false)]
     public void AttentionAtLongSequences(int batch, int seq, int heads, int kvHeads, int headDim, bool causal) =>
         AttentionForwardAndBackward(batch, seq, heads, kvHeads, headDim, causal);
+
+    /// <summary>A row whose float32 copy fits the device's shared memory only without the kernel's static shared
+    /// memory is refused as unsupported, naming both, rather than failing at launch.</summary>
+    [Fact]
+    public unsafe void NormRowBeyondSharedMemoryIsUnsupported()
+    {
+        using var t = new GpuTwin();
+        int limit = 0;
+        Status.CheckCuda(CudaRuntime.DeviceGetAttribute(&limit, CudaRuntime.AttrMaxSharedMemoryPerBlockOptin, 0),
+            "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+        int cols = limit / sizeof(float) - 4;  // dynamic bytes fit; dynamic + static do not
+        var x = t.Random(cols, Bf16);
+        var weight = t.Random(cols, Bf16);
+        var y = t.Poisoned(cols, Bf16);
+        var stats = t.Poisoned(2, F32);
+        var e = Assert.Throws<NativeKernelException>(() => t.Gpu.Kernels.NormForward(NormKind.RmsNorm, y.Gpu, null,
+            stats.Gpu, x.Gpu, null, weight.Gpu, null, 1, cols, 1e-5f));
+        Assert.Equal("MP_ERR_UNSUPPORTED", e.Name);
+        Assert.Contains("static", e.LibraryMessage);
+    }
 
     [Fact]
     public void BadArgumentsAreNamed()
