@@ -71,22 +71,6 @@ __device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool va
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
 }
 
-// load_tile for tiles whose 16-byte chunks divide evenly among the threads: a fixed number of copies per thread,
-// fully unrolled, where load_tile's loop bound depends on threadIdx.x.
-template <int kRows, int kCols, int kThreads>
-__device__ __forceinline__ void load_tile_even(bf16* tile, const bf16* base, int64_t stride, int row0, int limit) {
-    constexpr int kChunks = kCols / 8;
-    static_assert(kRows * kChunks % kThreads == 0, "chunks divide evenly among the threads");
-#pragma unroll
-    for (int j = 0; j < kRows * kChunks / kThreads; ++j) {
-        const int i = static_cast<int>(threadIdx.x) + j * kThreads;
-        const int row = i / kChunks, chunk = i % kChunks;
-        const bool valid = row0 + row < limit;
-        const bf16* src = valid ? base + static_cast<int64_t>(row0 + row) * stride + chunk * 8 : base;
-        cp_async_16(tile + swizzle<kCols>(row, chunk * 8), src, valid);
-    }
-}
-
 // dst[0, 4) += v for 16-byte aligned dst: one vector reduction on sm_90 and later (each element is added
 // atomically on its own, as with four scalar atomics), four scalar atomics before.
 __device__ __forceinline__ void atomic_add_f32x4(float* dst, float4 v) {
@@ -129,8 +113,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     const int q_count = (seq + kBlockQB - 1) / kBlockQB - q_begin;
     const int iterations = group * q_count;
 
-    load_tile_even<kBlockKB, kHeadDim, kBwdThreads>(s_k, k + kv_offset, kv_stride, k0, seq);
-    load_tile_even<kBlockKB, kHeadDim, kBwdThreads>(s_v, v + kv_offset, kv_stride, k0, seq);
+    load_tile<kBlockKB, kHeadDim, kBwdThreads>(s_k, k + kv_offset, kv_stride, k0, seq);
+    load_tile<kBlockKB, kHeadDim, kBwdThreads>(s_v, v + kv_offset, kv_stride, k0, seq);
 
     // Iteration t covers query head hk * group + t / q_count and query block q_begin + t % q_count.
     auto prefetch = [&](int t) {
@@ -138,10 +122,9 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         const int q0 = (q_begin + t % q_count) * kBlockQB;
         const int stage = t & 1;
         const int64_t offset = (static_cast<int64_t>(b) * heads + h) * kHeadDim;
-        load_tile_even<kBlockQB, kHeadDim, kBwdThreads>(s_q + stage * kBlockQB * kHeadDim, q + offset, q_stride, q0,
-                                                        seq);
-        load_tile_even<kBlockQB, kHeadDim, kBwdThreads>(s_do + stage * kBlockQB * kHeadDim, dout + offset, q_stride, q0,
-                                                        seq);
+        load_tile<kBlockQB, kHeadDim, kBwdThreads>(s_q + stage * kBlockQB * kHeadDim, q + offset, q_stride, q0, seq);
+        load_tile<kBlockQB, kHeadDim, kBwdThreads>(s_do + stage * kBlockQB * kHeadDim, dout + offset, q_stride, q0,
+                                                   seq);
         // lse and D travel with the tiles (zero past the end: those queries are masked), so that no thread waits
         // on a global load before the barrier.
         const int64_t stats = (static_cast<int64_t>(b) * heads + h) * seq;

@@ -71,12 +71,15 @@ __device__ __forceinline__ int swizzle(int row, int col) {
 }
 
 // Copies rows [row0, row0 + kRows) of a global matrix (row stride `stride` elements, kCols contiguous
-// elements per row) into a swizzled tile; rows at or past `limit` are zero-filled.
+// elements per row) into a swizzled tile; rows at or past `limit` are zero-filled. The 16-byte chunks divide
+// evenly among the threads: a fixed number of copies per thread, fully unrolled.
 template <int kRows, int kCols, int kThreads>
 __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, int64_t stride, int row0, int limit) {
     constexpr int kChunks = kCols / 8;
+    static_assert(kRows * kChunks % kThreads == 0, "chunks divide evenly among the threads");
 #pragma unroll
-    for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
+    for (int j = 0; j < kRows * kChunks / kThreads; ++j) {
+        const int i = static_cast<int>(threadIdx.x) + j * kThreads;
         const int row = i / kChunks, chunk = i % kChunks;
         const bool valid = row0 + row < limit;
         const bf16* src = valid ? base + static_cast<int64_t>(row0 + row) * stride + chunk * 8 : base;

@@ -54,11 +54,12 @@ constexpr size_t fwd_smem_bytes() {
 
 // Box = one panel: 64 columns x 1 head x 128 rows of a [seq][batch * heads][head_dim] tensor.
 template <int kHeadDim>
-__device__ __forceinline__ void load_tile(unsigned char* tile, const CUtensorMap* map, uint64_t* bar, int head,
-                                          int row0) {
+__device__ __forceinline__ void tma_load_tile(unsigned char* tile, const CUtensorMap* map, uint64_t* bar, int head,
+                                              int row0) {
     tma::arrive_expect_bytes(bar, tile_bytes<kHeadDim>());
 #pragma unroll
-    for (int panel = 0; panel < kHeadDim / 64; ++panel) tma::load_3d(tile + panel * kPanelBytes, map, bar, panel * 64, head, row0);
+    for (int panel = 0; panel < kHeadDim / 64; ++panel)
+        tma::load_3d(tile + panel * kPanelBytes, map, bar, panel * 64, head, row0);
 }
 
 // 2^x with the hardware approximation (about 2 ulp); results below 2^-126 flush to zero, which a softmax whose
@@ -156,8 +157,8 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     unsigned char* s_q = smem_raw + ((1024 - (tma::smem_addr(smem_raw) & 1023)) & 1023);
-    unsigned char* s_k = s_q + tile_bytes<kHeadDim>();              // kStages stages
-    unsigned char* s_v = s_k + kStages * tile_bytes<kHeadDim>();    // kStages stages
+    unsigned char* s_k = s_q + tile_bytes<kHeadDim>();            // kStages stages
+    unsigned char* s_v = s_k + kStages * tile_bytes<kHeadDim>();  // kStages stages
     auto* bars = reinterpret_cast<FwdBarriers*>(s_v + kStages * tile_bytes<kHeadDim>());
     const auto k_stage = [&](int j) { return s_k + (j % kStages) * tile_bytes<kHeadDim>(); };
     const auto v_stage = [&](int j) { return s_v + (j % kStages) * tile_bytes<kHeadDim>(); };
@@ -192,13 +193,13 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         // Producer: Q, then K_j and V_j in order, each into its stage once every consumer warp has released it.
         wgmma::set_max_registers_dec<kProducerRegisters>();
         if (warp_id == kConsumerWarps && lane == 0) {
-            load_tile<kHeadDim>(s_q, &q_map, &bars->q_full, b * heads + h, q0);
+            tma_load_tile<kHeadDim>(s_q, &q_map, &bars->q_full, b * heads + h, q0);
             const int kv_head = b * kv_heads + hk;
             for (int j = 0; j < k_blocks; ++j) {
                 if (j >= kStages) tma::wait(&bars->k_empty[j % kStages], phase(j) ^ 1u);
-                load_tile<kHeadDim>(k_stage(j), &k_map, &bars->k_full[j % kStages], kv_head, j * kBlockK);
+                tma_load_tile<kHeadDim>(k_stage(j), &k_map, &bars->k_full[j % kStages], kv_head, j * kBlockK);
                 if (j >= kStages) tma::wait(&bars->v_empty[j % kStages], phase(j) ^ 1u);
-                load_tile<kHeadDim>(v_stage(j), &v_map, &bars->v_full[j % kStages], kv_head, j * kBlockK);
+                tma_load_tile<kHeadDim>(v_stage(j), &v_map, &bars->v_full[j % kStages], kv_head, j * kBlockK);
             }
         }
         return;
@@ -218,8 +219,8 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     float acc[kHeadDim / 2];
 #pragma unroll
     for (int i = 0; i < kHeadDim / 2; ++i) acc[i] = 0.f;
-    float s[kBlockK / 2];            // scores of one key tile, then its probabilities
-    uint32_t p[kBlockK / 16][4];     // the probabilities as bf16 A fragments of P V
+    float s[kBlockK / 2];         // scores of one key tile, then its probabilities
+    uint32_t p[kBlockK / 16][4];  // the probabilities as bf16 A fragments of P V
     float row_max[2] = {-INFINITY, -INFINITY};
     float row_sum[2] = {0.f, 0.f};  // this thread's share; the quad is summed at the end
     float alpha[2];
@@ -289,7 +290,8 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
             bf16* out = o_base + row * q_stride + 2 * t;
 #pragma unroll
             for (int c = 0; c < kHeadDim / 8; ++c) {
-                *reinterpret_cast<uint32_t*>(out + 8 * c) = pack_bf16(acc[4 * c + 2 * r] * inv, acc[4 * c + 2 * r + 1] * inv);
+                *reinterpret_cast<uint32_t*>(out + 8 * c) =
+                    pack_bf16(acc[4 * c + 2 * r] * inv, acc[4 * c + 2 * r + 1] * inv);
             }
         }
     }
@@ -308,10 +310,10 @@ inline int encode_tile_map(CUtensorMap* map, const bf16* base, int seq, int64_t 
                                    static_cast<cuuint64_t>(heads_total) * head_dim * sizeof(bf16)};
     const cuuint32_t box[3] = {64, 1, kTileRows};
     const cuuint32_t element_strides[3] = {1, 1, 1};
-    const CUresult r = cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(base), dims,
-                                              strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const CUresult r =
+        cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(base), dims, strides, box,
+                               element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
         const char* name = "unknown";
         cuGetErrorName(r, &name);
