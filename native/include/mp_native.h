@@ -56,13 +56,13 @@ MP_API const char* mp_last_error(void);
 
 /* ---- attention (flash-style, bf16; q [seq, batch, heads, head_dim], k/v [seq, batch, kv_heads, head_dim],
  *      lse [batch, heads, seq] float32; head_dim 64 or 128; heads % kv_heads == 0; scale > 0).
- *      The forward runs on compute capability 9.0 (Hopper, library built for sm_90a) and fails with
- *      MP_ERR_UNSUPPORTED elsewhere; the backward runs on sm_80 and later. ---- */
+ *      Both directions run on compute capability 9.0 (Hopper, library built for sm_90a) and fail with
+ *      MP_ERR_UNSUPPORTED elsewhere. ---- */
 MP_API int mp_attention_fwd(void* o, float* lse, const void* q, const void* k, const void* v,
                             int batch, int seq, int heads, int kv_heads, int head_dim, int causal, float scale,
                             int dtype, void* stream);
 
-/* Bytes of scratch mp_attention_bwd needs for these sizes. */
+/* Bytes of scratch mp_attention_bwd needs for these sizes; the workspace must be 256-byte aligned. */
 MP_API int mp_attention_bwd_workspace_bytes(size_t* bytes, int batch, int seq, int heads, int kv_heads, int head_dim);
 
 MP_API int mp_attention_bwd(void* dq, void* dk, void* dv, const void* dout, const void* q, const void* k,

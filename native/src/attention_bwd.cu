@@ -1,332 +1,456 @@
-// Flash-attention-2 backward: bf16 in/out, fp32 accumulation on tensor cores (mma.sync m16n8k16).
+// Flash attention backward for Hopper (sm_90a): bf16 in/out, fp32 accumulation with warpgroup MMA (wgmma), tiles
+// loaded by TMA, dQ added to its accumulator by TMA bulk reductions.
 //
-// 1. preprocess: D = rowsum(dO * O) per query row (float32, in the workspace); the dQ accumulator is zeroed.
-// 2. main: one block of 8 warps owns kBlockKB = 128 keys of one (batch, kv head); each warp owns 16 keys and
-//    keeps their dK and dV in registers while the block walks every query block of every query head of the
-//    kv head's group, so GQA gradients are summed without atomics. Per query block (kBlockQB rows: 64, or 32
-//    for head_dim 128):
-//      S^T = K Q^T, P^T = exp2(S^T * scale * log2e - lse * log2e), dP^T = V dO^T, dS^T = P^T (dP^T - D),
-//      dV += P^T dO, dK += dS^T Q, and dQ += dS K (dS^T through shared memory) into the float32 accumulator,
-//      4 consecutive floats per 16-byte vector atomic. Q, dO, lse and D of the next query block arrive by cp.async
-//      while the current one is processed.
-// 3. dQ = scale * accumulator, converted to bf16.
+// 1. preprocess: D = rowsum(dO * O) and lse * log2 e per query row, in the workspace, padded to whole query blocks
+//    (D = 0 and lse = +inf past the end, so that those rows get P = 0 without a mask); the float32 dQ, dK and dV
+//    accumulators are zeroed.
+// 2. main: one block owns kBlockN = 128 keys of one (batch, query head): two consumer warpgroups of 64 keys each
+//    and a producer warpgroup. K and V are loaded once; the producer's first warp streams Q, dO, lse and D of each
+//    query block (kBlockM = 64 rows) through two stages guarded by mbarriers. Per query block, each consumer
+//    warpgroup computes for its 64 keys:
+//      S^T = K Q^T, dP^T = V dO^T        wgmma m64n64k16, both operands from shared memory;
+//      P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - D), in registers;
+//      dV += P^T dO, dK += dS^T Q        wgmma with P^T / dS^T as the register A operand, dO / Q read MN-major;
+//    then both warpgroups store dS^T to shared memory and compute dQ = dS K for the query block, each for half the
+//    head dimension, and stage it in shared memory; the producer's second warp adds each staged half to the dQ
+//    accumulator with one bulk reduction (cp.reduce.async.bulk .add.f32). At the end dK and dV are added to their
+//    accumulators with 16-byte vector reductions (the query heads of a GQA group share them).
+// 3. dQ = scale * accumulator (read back from its staged order), dK = scale * accumulator, dV = accumulator, in
+//    bf16.
+#include <algorithm>
+
 #include "attention_common.cuh"
 #include "pointwise.cuh"
+#include "wgmma.cuh"
 
 namespace mp {
 namespace attention {
 
-constexpr int kBwdWarps = 8;
-constexpr int kBwdThreads = kBwdWarps * 32;
-constexpr int kBlockKB = kBwdWarps * 16;
+constexpr int kBwdWarpGroups = 2;                        // consumers
+constexpr int kBwdThreads = (kBwdWarpGroups + 1) * 128;  // + the producer warpgroup
+constexpr int kBwdProducerRegisters = 24;
+constexpr int kBwdConsumerRegisters = 240;
+constexpr int kBlockN = kBwdWarpGroups * 64;  // keys per block
+constexpr int kBlockM = 64;                   // query rows per step
+constexpr int kBwdStages = 2;
 
-// Query rows per step: 32 for head_dim 128 keeps dK, dV, S^T and dP^T within the register file.
-constexpr int bwd_block_q(int head_dim) { return head_dim == 128 ? 32 : 64; }
-
-template <int kHeadDim, int kBlockQB = bwd_block_q(kHeadDim)>
-constexpr size_t bwd_smem_bytes() {
-    return static_cast<size_t>(2 * kBlockKB * kHeadDim + 4 * kBlockQB * kHeadDim + kBlockKB * kBlockQB) * sizeof(bf16) +
-           4 * kBlockQB * sizeof(float);
-}
-
-// Workspace layout: the float32 dQ accumulator [seq, batch, heads, head_dim], then D [batch, heads, seq].
-struct BwdWorkspace {
-    size_t dq_bytes;
-    size_t total_bytes;
+struct BwdBarriers {
+    uint64_t kv_full;
+    uint64_t q_full[kBwdStages], do_full[kBwdStages], empty[kBwdStages];
+    uint64_t dq_full[2][kBwdWarpGroups], dq_empty[2][kBwdWarpGroups];
 };
 
-inline BwdWorkspace bwd_workspace(int batch, int seq, int heads, int head_dim) {
-    const size_t rows = static_cast<size_t>(seq) * batch * heads;
-    const size_t dq_bytes = (rows * head_dim * sizeof(float) + 255) / 256 * 256;
-    return {dq_bytes, dq_bytes + rows * sizeof(float)};
+// dS^T buffers are [kBlockN][kBlockM] bf16: one 128-byte-swizzled panel each.
+constexpr uint32_t kDsBytes = panel_bytes<kBlockN>();
+static_assert(kBlockM * sizeof(bf16) == 128, "a dS^T row is one swizzled 128-byte row");
+constexpr uint32_t kRowStatsBytes = kBlockM * sizeof(float);
+
+// A warpgroup's dQ part: kBlockM rows x head_dim / 2 columns of float32.
+template <int kHeadDim>
+constexpr uint32_t dq_part_floats() {
+    return kBlockM * kHeadDim / 2;
 }
 
-// One warp per query row: dsum[b, h, s] = sum_d dO[s, b, h, d] * O[s, b, h, d].
+// K, V (kBlockN rows), kBwdStages x (Q, dO: kBlockM rows; lse, D: kBlockM floats), two dS^T buffers, two dQ
+// staging buffers of a part per consumer warpgroup, the barriers, and slack to align to the 1024-byte atom.
 template <int kHeadDim>
-__global__ void attention_bwd_preprocess_kernel(float* __restrict__ dsum, const bf16* __restrict__ dout,
-                                                const bf16* __restrict__ o, int batch, int seq, int heads) {
+constexpr size_t bwd_smem_bytes() {
+    return 2 * static_cast<size_t>(tile_bytes<kBlockN, kHeadDim>()) +
+           kBwdStages * (2 * static_cast<size_t>(tile_bytes<kBlockM, kHeadDim>()) + 2 * kRowStatsBytes) +
+           2 * kDsBytes + 2 * kBwdWarpGroups * dq_part_floats<kHeadDim>() * sizeof(float) + sizeof(BwdBarriers) +
+           1024;
+}
+
+// Workspace: the float32 dQ accumulator in staged order ([batch * heads][query block][warpgroup][part], see
+// staged_dq_index), the float32 dK and dV accumulators [seq][batch * kv_heads][head_dim], then D and lse * log2 e,
+// each [batch * heads][seq rounded up to kBlockM].
+struct BwdWorkspace {
+    size_t dq_offset, dk_offset, dv_offset, dsum_offset, lse_offset, total_bytes;
+    int64_t seq_padded;
+};
+
+inline size_t round_up_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+inline BwdWorkspace bwd_workspace(int batch, int seq, int heads, int kv_heads, int head_dim) {
+    BwdWorkspace w{};
+    w.seq_padded = (static_cast<int64_t>(seq) + kBlockM - 1) / kBlockM * kBlockM;
+    const size_t q_bytes = static_cast<size_t>(w.seq_padded) * batch * heads * head_dim * sizeof(float);
+    const size_t kv_bytes = static_cast<size_t>(seq) * batch * kv_heads * head_dim * sizeof(float);
+    const size_t stats_bytes = static_cast<size_t>(w.seq_padded) * batch * heads * sizeof(float);
+    w.dq_offset = 0;
+    w.dk_offset = round_up_256(q_bytes);
+    w.dv_offset = w.dk_offset + round_up_256(kv_bytes);
+    w.dsum_offset = w.dv_offset + round_up_256(kv_bytes);
+    w.lse_offset = w.dsum_offset + round_up_256(stats_bytes);
+    w.total_bytes = w.lse_offset + round_up_256(stats_bytes);
+    return w;
+}
+
+// Staged order of a warpgroup's dQ part: thread `tid` of the warpgroup stores its accumulator float4 j (columns
+// 8j + 2t, +1 of rows g and g + 8 of its warp's 16) at float4 index j * 128 + tid, so that a warp's stores are
+// consecutive 16-byte chunks. The index of (row, column) of the part:
+__host__ __device__ __forceinline__ int64_t staged_dq_index(int row, int column) {
+    const int warp = row / 16, g = row % 8, upper = (row % 16) / 8;
+    const int j = column / 8, t = (column % 8) / 2;
+    const int tid = warp * 32 + g * 4 + t;
+    return (static_cast<int64_t>(j) * 128 + tid) * 4 + upper * 2 + column % 2;
+}
+
+// One warp per padded query row (bh, s): D = sum_d dO[s, bh, d] * O[s, bh, d] and lse * log2 e; past the end,
+// D = 0 and lse = +inf.
+template <int kHeadDim>
+__global__ void attention_bwd_preprocess_kernel(float* __restrict__ dsum, float* __restrict__ lse_log2,
+                                                const bf16* __restrict__ dout, const bf16* __restrict__ o,
+                                                const float* __restrict__ lse, int64_t bh_count, int seq,
+                                                int64_t seq_padded) {
     constexpr int kPerLane = kHeadDim / 32;
-    const int64_t rows = static_cast<int64_t>(seq) * batch * heads;
+    const int64_t rows = bh_count * seq_padded;
     const int lane = threadIdx.x % 32;
     const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
     for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows; row += warps) {
-        const Vec<bf16, kPerLane> a = load_vec<kPerLane>(dout + row * kHeadDim + lane * kPerLane);
-        const Vec<bf16, kPerLane> c = load_vec<kPerLane>(o + row * kHeadDim + lane * kPerLane);
+        const int64_t bh = row / seq_padded, s = row % seq_padded;
+        if (s >= seq) {
+            if (lane == 0) {
+                dsum[row] = 0.f;
+                lse_log2[row] = INFINITY;
+            }
+            continue;
+        }
+        const int64_t element = (s * bh_count + bh) * kHeadDim + lane * kPerLane;
+        const Vec<bf16, kPerLane> a = load_vec<kPerLane>(dout + element);
+        const Vec<bf16, kPerLane> c = load_vec<kPerLane>(o + element);
         float sum = 0.f;
 #pragma unroll
         for (int i = 0; i < kPerLane; ++i) sum += __bfloat162float(a.v[i]) * __bfloat162float(c.v[i]);
         sum = warp_sum(sum);
         if (lane == 0) {
-            const int64_t bh_count = static_cast<int64_t>(batch) * heads;
-            const int64_t s = row / bh_count, bh = row % bh_count;
-            dsum[bh * seq + s] = sum;
+            dsum[row] = sum;
+            lse_log2[row] = lse[bh * seq + s] * kLog2e;
         }
     }
 }
 
-// 4-byte global -> shared copy; when !valid the destination is zero-filled and nothing is read.
-__device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool valid) {
-    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    const int src_bytes = valid ? 4 : 0;
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
+// Adds row r (0: row g, 1: row g + 8) of a warpgroup accumulator fragment with kTiles column tiles of 8 to
+// row[0, 8 kTiles) with 16-byte vector reductions. In tile c a lane holds columns 8c + 2t, +1; for each pair of
+// tiles (2p, 2p + 1) lanes t and t ^ 1 swap one column pair, so that an even lane holds columns 16p + 2t + [0, 4)
+// and an odd lane 16p + 8 + 2(t - 1) + [0, 4): 4 consecutive, 16-byte aligned floats. Every lane of the warp calls
+// it (the swap is a shuffle); `valid` says whether this lane's row exists.
+template <int kTiles>
+__device__ __forceinline__ void reduce_add_row(float* row, const float* acc, int r, int t, bool valid) {
+    const bool odd = t & 1;
+    float* dst = row + (odd ? 8 : 0) + (t & 2) * 2;
+#pragma unroll
+    for (int p = 0; p < kTiles / 2; ++p) {
+        const float* lo = acc + 8 * p + 2 * r;
+        const float* hi = acc + 8 * p + 4 + 2 * r;
+        const float x = __shfl_xor_sync(0xffffffffu, odd ? lo[0] : hi[0], 1);
+        const float y = __shfl_xor_sync(0xffffffffu, odd ? lo[1] : hi[1], 1);
+        if (valid) {
+            atomicAdd(reinterpret_cast<float4*>(dst + 16 * p),
+                      odd ? make_float4(x, y, hi[0], hi[1]) : make_float4(lo[0], lo[1], x, y));
+        }
+    }
 }
 
-// dst[0, 4) += v for 16-byte aligned dst: one vector reduction on sm_90 and later (each element is added
-// atomically on its own, as with four scalar atomics), four scalar atomics before.
-__device__ __forceinline__ void atomic_add_f32x4(float* dst, float4 v) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    atomicAdd(reinterpret_cast<float4*>(dst), v);
+// X^T = A B^T for this warpgroup's 64 rows of A (K or V: kBlockN-row tile) and the kBlockM rows of B (Q or dO):
+// 16 head-dim columns (32 bytes of the swizzled rows) per instruction, the head-dim panels of each tile apart.
+template <int kHeadDim>
+__device__ __forceinline__ void transposed_scores(float (&x)[kBlockM / 2], uint32_t a_addr, uint32_t b_addr) {
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+        const uint32_t column = (kk % 4) * 32;
+        wgmma::wgmma_m64n64k16_ss(x, wgmma::desc_sw128(a_addr + (kk / 4) * panel_bytes<kBlockN>() + column, 16, 1024),
+                                  wgmma::desc_sw128(b_addr + (kk / 4) * panel_bytes<kBlockM>() + column, 16, 1024),
+                                  kk > 0);
+    }
+}
+
+// acc[64 x head_dim] += A B with A = P^T or dS^T (registers, k-steps over the kBlockM queries) and B = dO or Q
+// read MN-major: 16 query rows (two 8-row groups, 1024 bytes apart) per step, head-dim panels apart.
+template <int kHeadDim>
+__device__ __forceinline__ void accumulate_key_gradient(float (&acc)[kHeadDim / 2],
+                                                        const uint32_t (&a)[kBlockM / 16][4], uint32_t b_addr) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockM / 16; ++kk) {
+        const uint64_t desc = wgmma::desc_sw128(b_addr + kk * 2048, panel_bytes<kBlockM>(), 1024);
+        if constexpr (kHeadDim == 128) {
+            wgmma::wgmma_m64n128k16_rs(acc, a[kk], desc);
+        } else {
+            wgmma::wgmma_m64n64k16_rs(acc, a[kk], desc);
+        }
+    }
+}
+
+// dQ[kBlockM x head_dim / 2] = dS K for the head-dim half `half`: A = dS read from dS^T (MN-major: queries
+// contiguous), B = K read MN-major; 16 keys (2048 bytes of either) per step. For head_dim 64 the half starts 64
+// bytes into the swizzled rows (the swizzle follows the address bits, so the offset carries through).
+template <int kHeadDim>
+__device__ __forceinline__ void query_gradient(float (&dq)[kHeadDim / 4], uint32_t ds_addr, uint32_t k_addr,
+                                               int half) {
+    const uint32_t k_half = kHeadDim == 128 ? half * panel_bytes<kBlockN>() : half * 64;
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        const uint64_t a = wgmma::desc_sw128(ds_addr + kk * 2048, kDsBytes, 1024);
+        const uint64_t b = wgmma::desc_sw128(k_addr + k_half + kk * 2048, panel_bytes<kBlockN>(), 1024);
+        if constexpr (kHeadDim == 128) {
+            wgmma::wgmma_m64n64k16_ss<1, 1>(dq, a, b, kk > 0);
+        } else {
+            wgmma::wgmma_m64n32k16_ss<1, 1>(dq, a, b, kk > 0);
+        }
+    }
+}
+
+template <int kHeadDim, bool kCausal>
+__global__ void __launch_bounds__(kBwdThreads, 1)
+    attention_bwd_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+                         const __grid_constant__ CUtensorMap v_map, const __grid_constant__ CUtensorMap do_map,
+                         float* __restrict__ dq_acc, float* __restrict__ dk_acc, float* __restrict__ dv_acc,
+                         const float* __restrict__ lse_log2, const float* __restrict__ dsum, int batch, int seq,
+                         int heads, int kv_heads, int64_t seq_padded, int heads_per_group, float scale_log2) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr uint32_t kKvTile = tile_bytes<kBlockN, kHeadDim>();
+    constexpr uint32_t kQTile = tile_bytes<kBlockM, kHeadDim>();
+    constexpr uint32_t kDqPart = dq_part_floats<kHeadDim>();
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* s_k = smem_raw + ((1024 - (tma::smem_addr(smem_raw) & 1023)) & 1023);
+    unsigned char* s_v = s_k + kKvTile;
+    unsigned char* s_q = s_v + kKvTile;                      // kBwdStages stages
+    unsigned char* s_do = s_q + kBwdStages * kQTile;         // kBwdStages stages
+    unsigned char* s_ds = s_do + kBwdStages * kQTile;        // two buffers
+    auto* s_dq = reinterpret_cast<float*>(s_ds + 2 * kDsBytes);  // [2][kBwdWarpGroups][kDqPart]
+    float* s_lse = s_dq + 2 * kBwdWarpGroups * kDqPart;          // [kBwdStages][kBlockM]
+    float* s_dsum = s_lse + kBwdStages * kBlockM;                // [kBwdStages][kBlockM]
+    auto* bars = reinterpret_cast<BwdBarriers*>(s_dsum + kBwdStages * kBlockM);
+    const auto phase = [](int i) { return static_cast<uint32_t>(i / kBwdStages) & 1u; };
+
+    // Blocks run in groups of heads_per_group (batch, head) pairs, whose dQ accumulators stay in L2 while the group
+    // runs; inside a group the heaviest key blocks come first (for causal, the first key blocks meet the most
+    // queries).
+    const int bh_count = batch * heads;
+    const int k_blocks = (seq + kBlockN - 1) / kBlockN;
+    const int group = static_cast<int>(blockIdx.x / (heads_per_group * k_blocks));
+    const int in_group = static_cast<int>(blockIdx.x % (heads_per_group * k_blocks));
+    const int group_size = min(heads_per_group, bh_count - group * heads_per_group);
+    const int k_block = in_group / group_size;
+    const int bh = group * heads_per_group + in_group % group_size;
+    const int b = bh / heads, h = bh % heads;
+    const int kv_head = b * kv_heads + h / (heads / kv_heads);
+    const int k0 = k_block * kBlockN;
+    const int q_begin = kCausal ? k0 / kBlockM : 0;  // earlier query blocks see none of these keys
+    const int iterations = static_cast<int>(seq_padded / kBlockM) - q_begin;
+    constexpr int kConsumerWarps = kBwdWarpGroups * 4;
+
+    if (threadIdx.x == 0) {
+        tma::barrier_init(&bars->kv_full, 1);
+#pragma unroll
+        for (int i = 0; i < kBwdStages; ++i) {
+            tma::barrier_init(&bars->q_full[i], 1);
+            tma::barrier_init(&bars->do_full[i], 1);
+            tma::barrier_init(&bars->empty[i], kConsumerWarps);
+        }
+#pragma unroll
+        for (int w = 0; w < 2 * kBwdWarpGroups; ++w) {
+            tma::barrier_init(&bars->dq_full[w / kBwdWarpGroups][w % kBwdWarpGroups], 128);
+            tma::barrier_init(&bars->dq_empty[w / kBwdWarpGroups][w % kBwdWarpGroups], 1);
+        }
+        tma::fence_barrier_init();
+    }
+    __syncthreads();
+
+    const int warp_id = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (warp_id >= kConsumerWarps) {
+        wgmma::set_max_registers_dec<kBwdProducerRegisters>();
+        if (warp_id == kConsumerWarps && lane == 0) {
+            // Loader: K and V, then Q with lse and dO with D of each query block into its stage once every
+            // consumer warp has released it.
+            tma::arrive_expect_bytes(&bars->kv_full, 2 * kKvTile);
+            tma_load_tile<kBlockN, kHeadDim>(s_k, &k_map, &bars->kv_full, kv_head, k0);
+            tma_load_tile<kBlockN, kHeadDim>(s_v, &v_map, &bars->kv_full, kv_head, k0);
+            const float* lse_row = lse_log2 + bh * seq_padded;
+            const float* dsum_row = dsum + bh * seq_padded;
+            for (int i = 0; i < iterations; ++i) {
+                const int stage = i % kBwdStages;
+                const int q0 = (q_begin + i) * kBlockM;
+                if (i >= kBwdStages) tma::wait(&bars->empty[stage], phase(i) ^ 1u);
+                tma::arrive_expect_bytes(&bars->q_full[stage], kQTile + kRowStatsBytes);
+                tma_load_tile<kBlockM, kHeadDim>(s_q + stage * kQTile, &q_map, &bars->q_full[stage], bh, q0);
+                tma::load_1d(s_lse + stage * kBlockM, lse_row + q0, kRowStatsBytes, &bars->q_full[stage]);
+                tma::arrive_expect_bytes(&bars->do_full[stage], kQTile + kRowStatsBytes);
+                tma_load_tile<kBlockM, kHeadDim>(s_do + stage * kQTile, &do_map, &bars->do_full[stage], bh, q0);
+                tma::load_1d(s_dsum + stage * kBlockM, dsum_row + q0, kRowStatsBytes, &bars->do_full[stage]);
+            }
+        } else if (warp_id == kConsumerWarps + 1 && lane == 0) {
+            // dQ writer: adds each staged part to the accumulator; a staging buffer goes back to its warpgroup once
+            // the reduction has read it, while the next query block's reductions run.
+            float* dq_head = dq_acc + static_cast<int64_t>(bh) * seq_padded * kHeadDim;
+            for (int i = 0; i < iterations; ++i) {
+                const int buffer = i & 1;
+                float* dq_block = dq_head + static_cast<int64_t>(q_begin + i) * kBlockM * kHeadDim;
+#pragma unroll
+                for (int w = 0; w < kBwdWarpGroups; ++w) {
+                    tma::wait(&bars->dq_full[buffer][w], static_cast<uint32_t>(i >> 1) & 1u);
+                    tma::reduce_add_1d(dq_block + w * kDqPart, s_dq + (buffer * kBwdWarpGroups + w) * kDqPart,
+                                       kDqPart * sizeof(float));
+                    tma::bulk_commit();
+                }
+                tma::bulk_wait_read<kBwdWarpGroups>();  // the previous query block's parts have been read
+                if (i > 0) {
+#pragma unroll
+                    for (int w = 0; w < kBwdWarpGroups; ++w) tma::arrive(&bars->dq_empty[buffer ^ 1][w]);
+                }
+            }
+            tma::bulk_wait_all();
+        }
+        return;
+    }
+
+    wgmma::set_max_registers_inc<kBwdConsumerRegisters>();
+    const int wg = threadIdx.x / 128;
+    const int warp = warp_id % 4;
+    const int t = lane % 4;
+    const int wg_key0 = k0 + wg * 64;
+    const int key_row = warp * 16 + lane / 4;  // this thread's keys in the warpgroup: key_row (r = 0) and + 8
+    const uint32_t k_addr = tma::smem_addr(s_k), v_addr = tma::smem_addr(s_v);
+    const uint32_t wg_rows = wg * 64 * 128;  // this warpgroup's 64 keys inside each K / V panel
+    const auto dq_stage = [&](int buffer) {
+        return reinterpret_cast<float4*>(s_dq + (buffer * kBwdWarpGroups + wg) * kDqPart) + threadIdx.x % 128;
+    };
+
+    float dk[kHeadDim / 2], dv[kHeadDim / 2];
+#pragma unroll
+    for (int i = 0; i < kHeadDim / 2; ++i) dk[i] = dv[i] = 0.f;
+    float s[kBlockM / 2], dp[kBlockM / 2];  // S^T then P^T; dP^T then dS^T
+    uint32_t pa[kBlockM / 16][4], dsa[kBlockM / 16][4];
+    float dq[kHeadDim / 4];
+
+    tma::wait(&bars->kv_full, 0);
+    for (int i = 0; i < iterations; ++i) {
+        const int stage = i % kBwdStages;
+        const int q0 = (q_begin + i) * kBlockM;
+        const uint32_t q_addr = tma::smem_addr(s_q + stage * kQTile);
+        const uint32_t do_addr = tma::smem_addr(s_do + stage * kQTile);
+        unsigned char* ds_tile = s_ds + (i & 1) * kDsBytes;
+        const float* lse_s = s_lse + stage * kBlockM;
+        const float* dsum_s = s_dsum + stage * kBlockM;
+
+        tma::wait(&bars->q_full[stage], phase(i));
+        wgmma::fence();
+        transposed_scores<kHeadDim>(s, k_addr + wg_rows, q_addr);
+        wgmma::commit();
+        tma::wait(&bars->do_full[stage], phase(i));
+        transposed_scores<kHeadDim>(dp, v_addr + wg_rows, do_addr);
+        wgmma::commit();
+        wgmma::wait<1>();
+
+        // P^T: the thread's columns are queries q0 + 8c + 2t + {0, 1}; causal keys after the query get 0 (only
+        // blocks on the diagonal need the test); queries past the end have lse = +inf and get 0 anyway.
+        const bool diagonal = kCausal && wg_key0 + 63 > q0;
+#pragma unroll
+        for (int c = 0; c < kBlockM / 8; ++c) {
+            const float2 l = *reinterpret_cast<const float2*>(lse_s + 8 * c + 2 * t);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                float p = fast_exp2(fmaf(s[4 * c + e], scale_log2, -((e & 1) ? l.y : l.x)));
+                if (diagonal && wg_key0 + key_row + (e < 2 ? 0 : 8) > q0 + 8 * c + 2 * t + (e & 1)) p = 0.f;
+                s[4 * c + e] = p;
+            }
+        }
+        pack_a_fragments<kBlockM / 16>(pa, s);
+        wgmma::fence();
+        accumulate_key_gradient<kHeadDim>(dv, pa, do_addr);
+        wgmma::commit();
+        wgmma::wait<1>();
+
+        // dS^T = P^T (dP^T - D).
+#pragma unroll
+        for (int c = 0; c < kBlockM / 8; ++c) {
+            const float2 d = *reinterpret_cast<const float2*>(dsum_s + 8 * c + 2 * t);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) dp[4 * c + e] = s[4 * c + e] * (dp[4 * c + e] - ((e & 1) ? d.y : d.x));
+        }
+        pack_a_fragments<kBlockM / 16>(dsa, dp);
+        wgmma::fence();
+        accumulate_key_gradient<kHeadDim>(dk, dsa, q_addr);
+        wgmma::commit();
+
+        // dS^T to shared memory (row = key, 128-byte rows of 64 queries, swizzled); both warpgroups' halves are
+        // needed before either computes dQ. The buffer alternates: the one written here was last read two query
+        // blocks ago, by dQ products both warpgroups finished before the previous barrier.
+#pragma unroll
+        for (int c = 0; c < kBlockM / 8; ++c) {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int row = wg * 64 + key_row + 8 * r;
+                *reinterpret_cast<uint32_t*>(ds_tile + row * 128 + ((c ^ (row & 7)) << 4) + 4 * t) =
+                    dsa[c / 2][(c & 1) * 2 + r];
+            }
+        }
+        wgmma::fence_shared_stores();
+        asm volatile("bar.sync 1, %0;\n" ::"n"(kBwdWarpGroups * 128) : "memory");
+
+        wgmma::fence();
+        query_gradient<kHeadDim>(dq, tma::smem_addr(ds_tile), k_addr, wg);
+        wgmma::commit();
+        wgmma::wait<0>();
+        if (lane == 0) tma::arrive(&bars->empty[stage]);
+
+        // Stage this warpgroup's dQ part (staged_dq_index order) for the writer, in the buffer it used two query
+        // blocks ago once the writer has handed that back.
+        const int buffer = i & 1;
+        if (i >= 2) tma::wait(&bars->dq_empty[buffer][wg], static_cast<uint32_t>((i >> 1) - 1) & 1u);
+        float4* stage_out = dq_stage(buffer);
+#pragma unroll
+        for (int j = 0; j < kHeadDim / 16; ++j)
+            stage_out[j * 128] = make_float4(dq[4 * j], dq[4 * j + 1], dq[4 * j + 2], dq[4 * j + 3]);
+        wgmma::fence_shared_stores();
+        tma::arrive(&bars->dq_full[buffer][wg]);
+    }
+
+    // dK and dV of this warpgroup's keys inside the sequence.
+    const int64_t kv_stride = static_cast<int64_t>(batch) * kv_heads * kHeadDim;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int key = wg_key0 + key_row + 8 * r;
+        const int64_t offset = key * kv_stride + static_cast<int64_t>(kv_head) * kHeadDim;
+        reduce_add_row<kHeadDim / 8>(dk_acc + offset, dk, r, t, key < seq);
+        reduce_add_row<kHeadDim / 8>(dv_acc + offset, dv, r, t, key < seq);
+    }
 #else
-    atomicAdd(dst, v.x);
-    atomicAdd(dst + 1, v.y);
-    atomicAdd(dst + 2, v.z);
-    atomicAdd(dst + 3, v.w);
+    __trap();  // built without sm_90a: the launcher refuses such devices before reaching here
 #endif
 }
 
-template <int kHeadDim, bool kCausal, int kBlockQB = bwd_block_q(kHeadDim)>
-__global__ void __launch_bounds__(kBwdThreads, 1)
-    attention_bwd_kernel(float* __restrict__ dq_acc, bf16* __restrict__ dk, bf16* __restrict__ dv,
-                         const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
-                         const bf16* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ dsum,
-                         int batch, int seq, int heads, int kv_heads, float scale, float scale_log2) {
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* s_k = reinterpret_cast<bf16*>(smem_raw);                        // [kBlockKB][kHeadDim]
-    bf16* s_v = s_k + kBlockKB * kHeadDim;                                // [kBlockKB][kHeadDim]
-    bf16* s_q = s_v + kBlockKB * kHeadDim;                                // [2][kBlockQB][kHeadDim]
-    bf16* s_do = s_q + 2 * kBlockQB * kHeadDim;                           // [2][kBlockQB][kHeadDim]
-    bf16* s_ds = s_do + 2 * kBlockQB * kHeadDim;                          // [kBlockKB][kBlockQB]: dS^T
-    float* s_lse = reinterpret_cast<float*>(s_ds + kBlockKB * kBlockQB);  // [2][kBlockQB]
-    float* s_dsum = s_lse + 2 * kBlockQB;                                 // [2][kBlockQB]
-
-    // Blocks are ordered heaviest first (for causal, the first key blocks meet the most queries).
-    const int bk_count = batch * kv_heads;
-    const int k_block = static_cast<int>(blockIdx.x / bk_count);
-    const int bk = static_cast<int>(blockIdx.x % bk_count);
-    const int b = bk / kv_heads, hk = bk % kv_heads;
-    const int group = heads / kv_heads;
-    const int64_t q_stride = static_cast<int64_t>(batch) * heads * kHeadDim;
-    const int64_t kv_stride = static_cast<int64_t>(batch) * kv_heads * kHeadDim;
-    const int64_t kv_offset = (static_cast<int64_t>(b) * kv_heads + hk) * kHeadDim;
-    const int k0 = k_block * kBlockKB;
-    const int q_begin = kCausal ? k0 / kBlockQB : 0;  // earlier query blocks see none of these keys
-    const int q_count = (seq + kBlockQB - 1) / kBlockQB - q_begin;
-    const int iterations = group * q_count;
-
-    load_tile<kBlockKB, kHeadDim, kBwdThreads>(s_k, k + kv_offset, kv_stride, k0, seq);
-    load_tile<kBlockKB, kHeadDim, kBwdThreads>(s_v, v + kv_offset, kv_stride, k0, seq);
-
-    // Iteration t covers query head hk * group + t / q_count and query block q_begin + t % q_count.
-    auto prefetch = [&](int t) {
-        const int h = hk * group + t / q_count;
-        const int q0 = (q_begin + t % q_count) * kBlockQB;
-        const int stage = t & 1;
-        const int64_t offset = (static_cast<int64_t>(b) * heads + h) * kHeadDim;
-        load_tile<kBlockQB, kHeadDim, kBwdThreads>(s_q + stage * kBlockQB * kHeadDim, q + offset, q_stride, q0, seq);
-        load_tile<kBlockQB, kHeadDim, kBwdThreads>(s_do + stage * kBlockQB * kHeadDim, dout + offset, q_stride, q0,
-                                                   seq);
-        // lse and D travel with the tiles (zero past the end: those queries are masked), so that no thread waits
-        // on a global load before the barrier.
-        const int64_t stats = (static_cast<int64_t>(b) * heads + h) * seq;
-        const int r = threadIdx.x % kBlockQB;
-        const bool valid = q0 + r < seq;
-        if (threadIdx.x < kBlockQB) {
-            cp_async_4(s_lse + stage * kBlockQB + r, valid ? lse + stats + q0 + r : lse, valid);
-        } else if (threadIdx.x < 2 * kBlockQB) {
-            cp_async_4(s_dsum + stage * kBlockQB + r, valid ? dsum + stats + q0 + r : dsum, valid);
-        }
-    };
-    prefetch(0);
-    cp_async_commit();
-
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int g = lane / 4, tig = lane % 4;
-    const int mi = lane / 8, mr = lane % 8;
-    const int key_a = k0 + warp * 16 + g, key_b = key_a + 8;
-
-    constexpr int kDTiles = kHeadDim / 8;
-    constexpr int kQTiles = kBlockQB / 8;
-    float dk_acc[kDTiles][4], dv_acc[kDTiles][4];
-#pragma unroll
-    for (int i = 0; i < kDTiles; ++i) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dk_acc[i][e] = dv_acc[i][e] = 0.f;
-    }
-
-    for (int t = 0; t < iterations; ++t) {
-        if (t + 1 < iterations) {
-            prefetch(t + 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // (A) this iteration's tiles are in shared memory; the last dS^T has been read
-
-        const int stage = t & 1;
-        const int h = hk * group + t / q_count;
-        const int q0 = (q_begin + t % q_count) * kBlockQB;
-        const bf16* sq = s_q + stage * kBlockQB * kHeadDim;
-        const bf16* sdo = s_do + stage * kBlockQB * kHeadDim;
-        const float* slse = s_lse + stage * kBlockQB;
-        const float* sdsum = s_dsum + stage * kBlockQB;
-
-        // S^T = K Q^T and dP^T = V dO^T for this warp's 16 keys and the block's kBlockQB queries.
-        float s[kQTiles][4], dp[kQTiles][4];
-#pragma unroll
-        for (int i = 0; i < kQTiles; ++i) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[i][e] = dp[i][e] = 0.f;
-        }
-#pragma unroll
-        for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-            uint32_t ka[4], va[4];
-            ldmatrix_x4(ka, s_k + swizzle<kHeadDim>(warp * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
-            ldmatrix_x4(va, s_v + swizzle<kHeadDim>(warp * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
-#pragma unroll
-            for (int np = 0; np < kQTiles / 2; ++np) {
-                uint32_t bfrag[4];
-                const int at = swizzle<kHeadDim>(np * 16 + (mi / 2) * 8 + mr, kk * 16 + (mi % 2) * 8);
-                ldmatrix_x4(bfrag, sq + at);
-                mma_16816(s[2 * np], ka, bfrag[0], bfrag[1]);
-                mma_16816(s[2 * np + 1], ka, bfrag[2], bfrag[3]);
-                ldmatrix_x4(bfrag, sdo + at);
-                mma_16816(dp[2 * np], va, bfrag[0], bfrag[1]);
-                mma_16816(dp[2 * np + 1], va, bfrag[2], bfrag[3]);
-            }
-        }
-
-        // P^T (masked: keys or queries past the end, causal keys after the query) and dS^T = P^T (dP^T - D).
-        const bool need_mask = k0 + kBlockKB > seq || q0 + kBlockQB > seq || (kCausal && k0 + warp * 16 + 15 > q0);
-#pragma unroll
-        for (int nt = 0; nt < kQTiles; ++nt) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int col = nt * 8 + tig * 2 + (e & 1);
-                float p = exp2f(s[nt][e] * scale_log2 - __fmul_rn(slse[col], kLog2e));
-                if (need_mask) {
-                    const int key = e < 2 ? key_a : key_b;
-                    const int query = q0 + col;
-                    if (key >= seq || query >= seq || (kCausal && key > query)) p = 0.f;
-                }
-                s[nt][e] = p;
-                dp[nt][e] = p * (dp[nt][e] - sdsum[col]);
-            }
-        }
-
-        // As bf16 A fragments (two adjacent query tiles form one): P^T for dV, dS^T for dK; dS^T also goes to
-        // shared memory for the dQ product, whose A operand is dS (queries by keys).
-        uint32_t pa[kQTiles / 2][4], da[kQTiles / 2][4];
-#pragma unroll
-        for (int kk = 0; kk < kQTiles / 2; ++kk) {
-            pa[kk][0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            pa[kk][1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            pa[kk][2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[kk][3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            da[kk][0] = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]);
-            da[kk][1] = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
-            da[kk][2] = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-            da[kk][3] = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
-            const int row = warp * 16 + g;
-            *reinterpret_cast<uint32_t*>(s_ds + swizzle<kBlockQB>(row, kk * 16 + tig * 2)) = da[kk][0];
-            *reinterpret_cast<uint32_t*>(s_ds + swizzle<kBlockQB>(row + 8, kk * 16 + tig * 2)) = da[kk][1];
-            *reinterpret_cast<uint32_t*>(s_ds + swizzle<kBlockQB>(row, kk * 16 + 8 + tig * 2)) = da[kk][2];
-            *reinterpret_cast<uint32_t*>(s_ds + swizzle<kBlockQB>(row + 8, kk * 16 + 8 + tig * 2)) = da[kk][3];
-        }
-
-        // dV += P^T dO and dK += dS^T Q.
-#pragma unroll
-        for (int kk = 0; kk < kQTiles / 2; ++kk) {
-#pragma unroll
-            for (int dpi = 0; dpi < kHeadDim / 16; ++dpi) {
-                uint32_t bfrag[4];
-                const int at = swizzle<kHeadDim>(kk * 16 + (mi % 2) * 8 + mr, dpi * 16 + (mi / 2) * 8);
-                ldmatrix_x4_trans(bfrag, sdo + at);
-                mma_16816(dv_acc[2 * dpi], pa[kk], bfrag[0], bfrag[1]);
-                mma_16816(dv_acc[2 * dpi + 1], pa[kk], bfrag[2], bfrag[3]);
-                ldmatrix_x4_trans(bfrag, sq + at);
-                mma_16816(dk_acc[2 * dpi], da[kk], bfrag[0], bfrag[1]);
-                mma_16816(dk_acc[2 * dpi + 1], da[kk], bfrag[2], bfrag[3]);
-            }
-        }
-        __syncthreads();  // (B) dS^T complete; Q, dO, lse and D of this stage are no longer read
-
-        // dQ[kBlockQB x head_dim] += dS K: warp w takes query tile w % (kBlockQB / 16) and head_dim part
-        // w / (kBlockQB / 16).
-        constexpr int kQWarpTiles = kBlockQB / 16;
-        constexpr int kDParts = kBwdWarps / kQWarpTiles;
-        constexpr int kDPerWarp = kHeadDim / kDParts;
-        const int mq = warp % kQWarpTiles, dpart = warp / kQWarpTiles;
-        float dq[kDPerWarp / 8][4];
-#pragma unroll
-        for (int i = 0; i < kDPerWarp / 8; ++i) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < kBlockKB / 16; ++kk) {
-            uint32_t afrag[4];
-            ldmatrix_x4_trans(afrag, s_ds + swizzle<kBlockQB>(kk * 16 + (mi / 2) * 8 + mr, mq * 16 + (mi % 2) * 8));
-#pragma unroll
-            for (int dpi = 0; dpi < kDPerWarp / 16; ++dpi) {
-                uint32_t bfrag[4];
-                ldmatrix_x4_trans(bfrag, s_k + swizzle<kHeadDim>(kk * 16 + (mi % 2) * 8 + mr,
-                                                                 dpart * kDPerWarp + dpi * 16 + (mi / 2) * 8));
-                mma_16816(dq[2 * dpi], afrag, bfrag[0], bfrag[1]);
-                mma_16816(dq[2 * dpi + 1], afrag, bfrag[2], bfrag[3]);
-            }
-        }
-        // In tile nt a lane holds columns nt * 8 + tig * 2 + {0, 1} of rows g and g + 8. For each pair of tiles
-        // (2p, 2p + 1), lanes tig and tig ^ 1 swap one column pair, so that an even lane holds columns
-        // tig * 2 + [0, 4) of tile 2p and an odd lane (tig - 1) * 2 + [0, 4) of tile 2p + 1: 4 consecutive,
-        // 16-byte aligned floats, added with one vector atomic.
-        const bool odd = tig & 1;
-        float* dq_head = dq_acc + (static_cast<int64_t>(b) * heads + h) * kHeadDim + dpart * kDPerWarp + (odd ? 8 : 0) +
-                         (tig & 2) * 2;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const int query = q0 + mq * 16 + g + 8 * r;
-#pragma unroll
-            for (int p = 0; p < kDPerWarp / 16; ++p) {
-                const float* lo = dq[2 * p] + 2 * r;
-                const float* hi = dq[2 * p + 1] + 2 * r;
-                const float x = __shfl_xor_sync(0xffffffffu, odd ? lo[0] : hi[0], 1);
-                const float y = __shfl_xor_sync(0xffffffffu, odd ? lo[1] : hi[1], 1);
-                if (query < seq) {
-                    atomic_add_f32x4(dq_head + query * q_stride + p * 16,
-                                     odd ? make_float4(x, y, hi[0], hi[1]) : make_float4(lo[0], lo[1], x, y));
-                }
-            }
-        }
-    }
-
-    // dK = scale * sum dS^T Q and dV, for this warp's keys inside the sequence.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int key = r == 0 ? key_a : key_b;
-        if (key < seq) {
-            bf16* dk_row = dk + key * kv_stride + kv_offset;
-            bf16* dv_row = dv + key * kv_stride + kv_offset;
-#pragma unroll
-            for (int dt = 0; dt < kDTiles; ++dt) {
-                *reinterpret_cast<uint32_t*>(dk_row + dt * 8 + tig * 2) =
-                    pack_bf16(dk_acc[dt][2 * r] * scale, dk_acc[dt][2 * r + 1] * scale);
-                *reinterpret_cast<uint32_t*>(dv_row + dt * 8 + tig * 2) =
-                    pack_bf16(dv_acc[dt][2 * r], dv_acc[dt][2 * r + 1]);
-            }
-        }
+// dq[s][bh][c..c+1] = bf16(scale * accumulator), the accumulator read back from its staged order; one thread per
+// column pair.
+template <int kHeadDim>
+__global__ void attention_dq_convert_kernel(bf16* __restrict__ dq, const float* __restrict__ acc, int64_t bh_count,
+                                            int seq, int64_t seq_padded, float scale) {
+    const int64_t pairs = static_cast<int64_t>(seq) * bh_count * (kHeadDim / 2);
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < pairs;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int column = static_cast<int>(i % (kHeadDim / 2)) * 2;
+        const int64_t row = i / (kHeadDim / 2);
+        const int64_t s = row / bh_count, bh = row % bh_count;
+        const int part = column / (kHeadDim / 2);
+        const float* block = acc + (bh * seq_padded + s / kBlockM * kBlockM) * kHeadDim + part * dq_part_floats<kHeadDim>();
+        const float2 v =
+            *reinterpret_cast<const float2*>(block + staged_dq_index(static_cast<int>(s % kBlockM), column % (kHeadDim / 2)));
+        *reinterpret_cast<uint32_t*>(dq + row * kHeadDim + column) = pack_bf16(v.x * scale, v.y * scale);
     }
 }
 
-// dq = bf16(scale * accumulator).
-struct DqConvertOp {
-    bf16* dq;
+// out = bf16(scale * accumulator).
+struct AccumulatorConvertOp {
+    bf16* out;
     const float* acc;
     float scale;
     template <int M>
     __device__ void apply(int64_t i) const {
         const Vec<float, M> a = load_vec<M>(acc + i);
-        Vec<bf16, M> out;
+        Vec<bf16, M> r;
 #pragma unroll
-        for (int k = 0; k < M; ++k) out.v[k] = __float2bfloat16(a.v[k] * scale);
-        store_vec<M>(dq + i, out);
+        for (int k = 0; k < M; ++k) r.v[k] = __float2bfloat16(a.v[k] * scale);
+        store_vec<M>(out + i, r);
     }
 };
 
@@ -334,31 +458,56 @@ template <int kHeadDim, bool kCausal>
 int launch_bwd(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                const bf16* o, const float* lse, void* workspace, int batch, int seq, int heads, int kv_heads,
                float scale, cudaStream_t stream) {
-    const BwdWorkspace layout = bwd_workspace(batch, seq, heads, kHeadDim);
-    float* dq_acc = static_cast<float*>(workspace);
-    float* dsum = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + layout.dq_bytes);
-    const int64_t rows = static_cast<int64_t>(seq) * batch * heads;
+    const BwdWorkspace layout = bwd_workspace(batch, seq, heads, kv_heads, kHeadDim);
+    auto* base = static_cast<unsigned char*>(workspace);
+    auto* dq_acc = reinterpret_cast<float*>(base + layout.dq_offset);
+    auto* dk_acc = reinterpret_cast<float*>(base + layout.dk_offset);
+    auto* dv_acc = reinterpret_cast<float*>(base + layout.dv_offset);
+    auto* dsum = reinterpret_cast<float*>(base + layout.dsum_offset);
+    auto* lse_log2 = reinterpret_cast<float*>(base + layout.lse_offset);
+    const int64_t bh_count = static_cast<int64_t>(batch) * heads;
+    const int64_t kv_elements = static_cast<int64_t>(seq) * batch * kv_heads * kHeadDim;
 
-    MP_CHECK_CUDA(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(rows) * kHeadDim * sizeof(float), stream));
-    int sms = 0;
-    MP_TRY(sm_count(&sms));
-    attention_bwd_preprocess_kernel<kHeadDim>
-        <<<grid_for(rows * 32, 256, sms), 256, 0, stream>>>(dsum, dout, o, batch, seq, heads);
-    MP_CHECK_LAUNCH("attention_bwd_preprocess_kernel");
-
+    CUtensorMap q_map, k_map, v_map, do_map;
+    MP_TRY(encode_tile_map(&q_map, q, seq, bh_count, kHeadDim, kBlockM, "mp_attention_bwd (q)"));
+    MP_TRY(encode_tile_map(&do_map, dout, seq, bh_count, kHeadDim, kBlockM, "mp_attention_bwd (dout)"));
+    MP_TRY(encode_tile_map(&k_map, k, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, kBlockN,
+                           "mp_attention_bwd (k)"));
+    MP_TRY(encode_tile_map(&v_map, v, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, kBlockN,
+                           "mp_attention_bwd (v)"));
     const auto kernel = attention_bwd_kernel<kHeadDim, kCausal>;
     constexpr size_t smem = bwd_smem_bytes<kHeadDim>();
     MP_TRY(allow_dynamic_smem(kernel, smem, "mp_attention_bwd"));
-    const int64_t blocks = static_cast<int64_t>((seq + kBlockKB - 1) / kBlockKB) * batch * kv_heads;
+    const int64_t blocks = static_cast<int64_t>((seq + kBlockN - 1) / kBlockN) * bh_count;
     if (blocks > INT32_MAX)
         MP_FAIL(MP_ERR_UNSUPPORTED, "mp_attention_bwd: %lld blocks exceed the grid limit",
                 static_cast<long long>(blocks));
-    kernel<<<static_cast<unsigned>(blocks), kBwdThreads, smem, stream>>>(
-        dq_acc, dk, dv, dout, q, k, v, lse, dsum, batch, seq, heads, kv_heads, scale, scale * kLog2e);
+
+    // About 16 MB of dQ accumulators per group of heads: a third of the L2 of an H100.
+    const int64_t head_dq_bytes = layout.seq_padded * kHeadDim * static_cast<int64_t>(sizeof(float));
+    const int heads_per_group =
+        static_cast<int>(std::min<int64_t>(bh_count, std::max<int64_t>(1, (int64_t{16} << 20) / head_dq_bytes)));
+
+    MP_CHECK_CUDA(cudaMemsetAsync(base, 0, layout.dsum_offset, stream));
+    int sms = 0;
+    MP_TRY(sm_count(&sms));
+    attention_bwd_preprocess_kernel<kHeadDim><<<grid_for(bh_count * layout.seq_padded * 32, 256, sms), 256, 0, stream>>>(
+        dsum, lse_log2, dout, o, lse, bh_count, seq, layout.seq_padded);
+    MP_CHECK_LAUNCH("attention_bwd_preprocess_kernel");
+
+    kernel<<<static_cast<unsigned>(blocks), kBwdThreads, smem, stream>>>(q_map, k_map, v_map, do_map, dq_acc, dk_acc,
+                                                                         dv_acc, lse_log2, dsum, batch, seq, heads,
+                                                                         kv_heads, layout.seq_padded, heads_per_group,
+                                                                         scale * kLog2e);
     MP_CHECK_LAUNCH("attention_bwd_kernel");
 
-    return launch_pointwise<4>("attention_dq_convert_kernel", DqConvertOp{dq, dq_acc, scale}, rows * kHeadDim,
-                               aligned_to(dq, 8), stream);
+    attention_dq_convert_kernel<kHeadDim><<<grid_for(seq * bh_count * (kHeadDim / 2), 256, sms), 256, 0, stream>>>(
+        dq, dq_acc, bh_count, seq, layout.seq_padded, scale);
+    MP_CHECK_LAUNCH("attention_dq_convert_kernel");
+    MP_TRY(launch_pointwise<4>("attention_grad_convert_kernel (dk)", AccumulatorConvertOp{dk, dk_acc, scale},
+                               kv_elements, aligned_to(dk, 8), stream));
+    return launch_pointwise<4>("attention_grad_convert_kernel (dv)", AccumulatorConvertOp{dv, dv_acc, 1.f},
+                               kv_elements, aligned_to(dv, 8), stream);
 }
 
 }  // namespace attention
@@ -373,7 +522,7 @@ extern "C" MP_API int mp_attention_bwd_workspace_bytes(size_t* bytes, int batch,
     MP_REQUIRE(bytes != nullptr, "mp_attention_bwd_workspace_bytes: bytes is null");
     MP_TRY(
         check_attention_shape("mp_attention_bwd_workspace_bytes", batch, seq, heads, kv_heads, head_dim, MP_BFLOAT16));
-    *bytes = bwd_workspace(batch, seq, heads, head_dim).total_bytes;
+    *bytes = bwd_workspace(batch, seq, heads, kv_heads, head_dim).total_bytes;
     return MP_OK;
     MP_EXPORT_END
 }
@@ -389,11 +538,16 @@ extern "C" MP_API int mp_attention_bwd(void* dq, void* dk, void* dv, const void*
                dk, dv, dout, q, k, v, o, static_cast<const void*>(lse), workspace);
     MP_REQUIRE(aligned_to(dq, 16) && aligned_to(dk, 16) && aligned_to(dv, 16) && aligned_to(dout, 16) &&
                    aligned_to(q, 16) && aligned_to(k, 16) && aligned_to(v, 16) && aligned_to(o, 16) &&
-                   aligned_to(workspace, 16),
-               "mp_attention_bwd: dq, dk, dv, dout, q, k, v, o and workspace must be 16-byte aligned");
-    const size_t needed = bwd_workspace(batch, seq, heads, head_dim).total_bytes;
+                   aligned_to(workspace, 256),
+               "mp_attention_bwd: dq, dk, dv, dout, q, k, v and o must be 16-byte aligned and workspace 256-byte "
+               "aligned (dq=%p dk=%p dv=%p dout=%p q=%p k=%p v=%p o=%p workspace=%p)",
+               dq, dk, dv, dout, q, k, v, o, workspace);
+    MP_REQUIRE(scale > 0.f && scale <= 3.4e38f, "mp_attention_bwd: scale %g is not a positive finite number",
+               static_cast<double>(scale));
+    const size_t needed = bwd_workspace(batch, seq, heads, kv_heads, head_dim).total_bytes;
     MP_REQUIRE(workspace_bytes >= needed, "mp_attention_bwd: workspace_bytes %zu is below the %zu needed",
                workspace_bytes, needed);
+    MP_TRY(require_hopper("mp_attention_bwd"));
     auto* dqp = static_cast<bf16*>(dq);
     auto* dkp = static_cast<bf16*>(dk);
     auto* dvp = static_cast<bf16*>(dv);

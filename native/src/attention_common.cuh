@@ -1,12 +1,15 @@
-// Building blocks of the flash-attention kernels: cp.async, ldmatrix, bf16 mma.sync m16n8k16, and the
-// XOR-swizzled shared-memory tile layout they share.
+// Pieces shared by the Hopper flash-attention kernels: constants, bf16 packing, the accumulator -> A-fragment
+// conversion, the fast exp2, the TMA tile maps over [seq][batch * heads][head_dim] tensors, and the checks every
+// entry point makes.
 #pragma once
 
+#include <cuda.h>
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
 #include "dtype.cuh"
+#include "tma.cuh"
 
 namespace mp {
 namespace attention {
@@ -16,41 +19,17 @@ using bf16 = __nv_bfloat16;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// 16-byte global -> shared copy; when !valid the destination is zero-filled and nothing is read.
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    const int src_bytes = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
+// A tile of kRows rows x head_dim bf16 is stored as head_dim / 64 panels of [kRows][128 bytes]; inside a panel the
+// 16-byte chunk c of row r sits at chunk c ^ (r % 8) (wgmma's 128-byte swizzle, 1024-byte atoms), the layout TMA
+// writes with CU_TENSOR_MAP_SWIZZLE_128B.
+template <int kRows>
+constexpr uint32_t panel_bytes() {
+    return kRows * 128;
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* smem) {
-    const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* smem) {
-    const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-// c[16x8] += a[16x16] (row) * b[16x8] (col), bf16 inputs, fp32 accumulation.
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+template <int kRows, int kHeadDim>
+constexpr uint32_t tile_bytes() {
+    return kHeadDim / 64 * panel_bytes<kRows>();
 }
 
 // Two floats as one register of two bf16, the first in the low half (the lower column of a fragment).
@@ -59,32 +38,69 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// A [rows][kCols] bf16 tile in shared memory, stored in 16-byte chunks whose index is XORed with a function of
-// the row, so that ldmatrix over 8 consecutive rows at one column, 4-byte fragment stores and cp.async of
-// whole rows are all bank-conflict free: chunk ^ (row % 8) for rows of 8 or more chunks, and
-// chunk ^ ((row / 2) % 4) for rows of 4 chunks (two rows per 128-byte line).
-template <int kCols>
-__device__ __forceinline__ int swizzle(int row, int col) {
-    static_assert(kCols == 32 || kCols % 64 == 0, "rows of 4 or a multiple of 8 chunks");
-    const int key = kCols == 32 ? (row >> 1) & 3 : row & 7;
-    return row * kCols + (((col >> 3) ^ key) << 3) + (col & 7);
+// A warpgroup accumulator [64 x 16 kSteps] (fp32) as the bf16 register A operands of kSteps wgmma k-steps: step kk
+// takes accumulator columns 16kk..16kk+15. Packed before the wgmma fence: registers written between the
+// instructions would serialise them.
+template <int kSteps>
+__device__ __forceinline__ void pack_a_fragments(uint32_t (&a)[kSteps][4], const float (&acc)[kSteps * 8]) {
+#pragma unroll
+    for (int kk = 0; kk < kSteps; ++kk) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[kk][i] = pack_bf16(acc[8 * kk + 2 * i], acc[8 * kk + 2 * i + 1]);
+    }
 }
 
-// Copies rows [row0, row0 + kRows) of a global matrix (row stride `stride` elements, kCols contiguous
-// elements per row) into a swizzled tile; rows at or past `limit` are zero-filled. The 16-byte chunks divide
-// evenly among the threads: a fixed number of copies per thread, fully unrolled.
-template <int kRows, int kCols, int kThreads>
-__device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, int64_t stride, int row0, int limit) {
-    constexpr int kChunks = kCols / 8;
-    static_assert(kRows * kChunks % kThreads == 0, "chunks divide evenly among the threads");
+// 2^x with the hardware approximation (about 2 ulp); results below 2^-126 flush to zero, which a softmax whose
+// largest term is 1 cannot tell apart; 2^-inf = 0.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Loads the tile of rows row0..row0 + kRows - 1 of one head panel by panel (a box per panel); the caller has made
+// `bar` expect its bytes.
+template <int kRows, int kHeadDim>
+__device__ __forceinline__ void tma_load_tile(unsigned char* tile, const CUtensorMap* map, uint64_t* bar, int head,
+                                              int row0) {
 #pragma unroll
-    for (int j = 0; j < kRows * kChunks / kThreads; ++j) {
-        const int i = static_cast<int>(threadIdx.x) + j * kThreads;
-        const int row = i / kChunks, chunk = i % kChunks;
-        const bool valid = row0 + row < limit;
-        const bf16* src = valid ? base + static_cast<int64_t>(row0 + row) * stride + chunk * 8 : base;
-        cp_async_16(tile + swizzle<kCols>(row, chunk * 8), src, valid);
+    for (int panel = 0; panel < kHeadDim / 64; ++panel)
+        tma::load_3d(tile + panel * panel_bytes<kRows>(), map, bar, panel * 64, head, row0);
+}
+
+// A [seq][heads_total][head_dim] bf16 tensor seen by TMA in boxes of one panel: 64 columns x 1 head x box_rows
+// rows, 128-byte swizzled (the layout wgmma reads); rows past seq arrive as zeros.
+inline int encode_tile_map(CUtensorMap* map, const bf16* base, int seq, int64_t heads_total, int head_dim,
+                           int box_rows, const char* what) {
+    const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(heads_total),
+                                static_cast<cuuint64_t>(seq)};
+    const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * sizeof(bf16),
+                                   static_cast<cuuint64_t>(heads_total) * head_dim * sizeof(bf16)};
+    const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(box_rows)};
+    const cuuint32_t element_strides[3] = {1, 1, 1};
+    const CUresult r =
+        cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(base), dims, strides, box,
+                               element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        const char* name = "unknown";
+        cuGetErrorName(r, &name);
+        MP_FAIL(MP_ERR_CUDA, "%s: cuTensorMapEncodeTiled(seq=%d heads=%lld head_dim=%d) failed: %s", what, seq,
+                static_cast<long long>(heads_total), head_dim, name);
     }
+    return MP_OK;
+}
+
+// The kernels use sm_90a instructions: only compute capability 9.0 devices run them.
+inline int require_hopper(const char* what) {
+    int device = 0, major = 0, minor = 0;
+    MP_CHECK_CUDA(cudaGetDevice(&device));
+    MP_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    MP_CHECK_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major != 9 || minor != 0)
+        MP_FAIL(MP_ERR_UNSUPPORTED, "%s: needs a compute capability 9.0 (Hopper) device; device %d is %d.%d", what,
+                device, major, minor);
+    return MP_OK;
 }
 
 // Validates sizes and dtype shared by forward and backward.

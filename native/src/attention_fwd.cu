@@ -13,7 +13,6 @@
 // Causal blocks are launched heaviest first. The kernel needs sm_90a; other architectures get a body that traps,
 // and the launcher refuses devices other than compute capability 9.0.
 #include "attention_common.cuh"
-#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace mp {
@@ -28,15 +27,14 @@ constexpr int kConsumerRegisters = 240;
 constexpr int kBlockQ = kFwdWarpGroups * 64;
 constexpr int kBlockK = 128;
 
-// A tile of 128 rows x kHeadDim bf16 is stored as kHeadDim / 64 panels of [128 rows][128 bytes]; inside a panel
-// the 16-byte chunk c of row r sits at chunk c ^ (r % 8) (wgmma's 128-byte swizzle, 1024-byte atoms).
+// Q, K and V tiles are all 128 rows (see panel_bytes for their shared-memory layout).
 constexpr int kTileRows = 128;
-constexpr uint32_t kPanelBytes = kTileRows * 128;
 static_assert(kBlockQ == kTileRows && kBlockK == kTileRows, "Q and K/V tiles share one layout");
+constexpr uint32_t kPanelBytes = panel_bytes<kTileRows>();
 
 template <int kHeadDim>
-constexpr uint32_t tile_bytes() {
-    return kHeadDim / 64 * kPanelBytes;
+constexpr uint32_t fwd_tile_bytes() {
+    return tile_bytes<kTileRows, kHeadDim>();
 }
 
 // Q, two K stages, two V stages, the barriers, and slack to align the start to the 1024-byte swizzle atom.
@@ -49,25 +47,14 @@ struct FwdBarriers {
 
 template <int kHeadDim>
 constexpr size_t fwd_smem_bytes() {
-    return (1 + 2 * kStages) * static_cast<size_t>(tile_bytes<kHeadDim>()) + sizeof(FwdBarriers) + 1024;
+    return (1 + 2 * kStages) * static_cast<size_t>(fwd_tile_bytes<kHeadDim>()) + sizeof(FwdBarriers) + 1024;
 }
 
-// Box = one panel: 64 columns x 1 head x 128 rows of a [seq][batch * heads][head_dim] tensor.
 template <int kHeadDim>
-__device__ __forceinline__ void tma_load_tile(unsigned char* tile, const CUtensorMap* map, uint64_t* bar, int head,
+__device__ __forceinline__ void load_fwd_tile(unsigned char* tile, const CUtensorMap* map, uint64_t* bar, int head,
                                               int row0) {
-    tma::arrive_expect_bytes(bar, tile_bytes<kHeadDim>());
-#pragma unroll
-    for (int panel = 0; panel < kHeadDim / 64; ++panel)
-        tma::load_3d(tile + panel * kPanelBytes, map, bar, panel * 64, head, row0);
-}
-
-// 2^x with the hardware approximation (about 2 ulp); results below 2^-126 flush to zero, which a softmax whose
-// largest term is 1 cannot tell apart.
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
+    tma::arrive_expect_bytes(bar, fwd_tile_bytes<kHeadDim>());
+    tma_load_tile<kTileRows, kHeadDim>(tile, map, bar, head, row0);
 }
 
 // S[64 x 128] = Q K^T for this warpgroup's 64 rows: 16 head-dim columns (32 bytes of the swizzled row) per
@@ -124,16 +111,6 @@ __device__ __forceinline__ void online_softmax(float (&s)[kBlockK / 2], float (&
     }
 }
 
-// The probabilities of keys 16kk..16kk+15 (accumulator columns 2kk and 2kk+1) as the A fragment of step kk.
-// Packed before the wgmma fence: registers written between the instructions would serialise them.
-__device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockK / 16][4], const float (&s)[kBlockK / 2]) {
-#pragma unroll
-    for (int kk = 0; kk < kBlockK / 16; ++kk) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) p[kk][i] = pack_bf16(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
-    }
-}
-
 // O += P V: V's 16 rows of step kk are two 8-row groups (1024 bytes apart), its head-dim panels kPanelBytes apart.
 template <int kHeadDim>
 __device__ __forceinline__ void accumulate_pv(float (&acc)[kHeadDim / 2], const uint32_t (&p)[kBlockK / 16][4],
@@ -157,11 +134,11 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     unsigned char* s_q = smem_raw + ((1024 - (tma::smem_addr(smem_raw) & 1023)) & 1023);
-    unsigned char* s_k = s_q + tile_bytes<kHeadDim>();            // kStages stages
-    unsigned char* s_v = s_k + kStages * tile_bytes<kHeadDim>();  // kStages stages
-    auto* bars = reinterpret_cast<FwdBarriers*>(s_v + kStages * tile_bytes<kHeadDim>());
-    const auto k_stage = [&](int j) { return s_k + (j % kStages) * tile_bytes<kHeadDim>(); };
-    const auto v_stage = [&](int j) { return s_v + (j % kStages) * tile_bytes<kHeadDim>(); };
+    unsigned char* s_k = s_q + fwd_tile_bytes<kHeadDim>();            // kStages stages
+    unsigned char* s_v = s_k + kStages * fwd_tile_bytes<kHeadDim>();  // kStages stages
+    auto* bars = reinterpret_cast<FwdBarriers*>(s_v + kStages * fwd_tile_bytes<kHeadDim>());
+    const auto k_stage = [&](int j) { return s_k + (j % kStages) * fwd_tile_bytes<kHeadDim>(); };
+    const auto v_stage = [&](int j) { return s_v + (j % kStages) * fwd_tile_bytes<kHeadDim>(); };
     const auto phase = [](int j) { return static_cast<uint32_t>(j / kStages) & 1u; };
 
     const int q_blocks = (seq + kBlockQ - 1) / kBlockQ;
@@ -193,13 +170,13 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         // Producer: Q, then K_j and V_j in order, each into its stage once every consumer warp has released it.
         wgmma::set_max_registers_dec<kProducerRegisters>();
         if (warp_id == kConsumerWarps && lane == 0) {
-            tma_load_tile<kHeadDim>(s_q, &q_map, &bars->q_full, b * heads + h, q0);
+            load_fwd_tile<kHeadDim>(s_q, &q_map, &bars->q_full, b * heads + h, q0);
             const int kv_head = b * kv_heads + hk;
             for (int j = 0; j < k_blocks; ++j) {
                 if (j >= kStages) tma::wait(&bars->k_empty[j % kStages], phase(j) ^ 1u);
-                tma_load_tile<kHeadDim>(k_stage(j), &k_map, &bars->k_full[j % kStages], kv_head, j * kBlockK);
+                load_fwd_tile<kHeadDim>(k_stage(j), &k_map, &bars->k_full[j % kStages], kv_head, j * kBlockK);
                 if (j >= kStages) tma::wait(&bars->v_empty[j % kStages], phase(j) ^ 1u);
-                tma_load_tile<kHeadDim>(v_stage(j), &v_map, &bars->v_full[j % kStages], kv_head, j * kBlockK);
+                load_fwd_tile<kHeadDim>(v_stage(j), &v_map, &bars->v_full[j % kStages], kv_head, j * kBlockK);
             }
         }
         return;
@@ -246,7 +223,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     for (int j = 1; j < k_blocks; ++j) {
         tma::wait(&bars->k_full[j % kStages], phase(j));
         tma::wait(&bars->v_full[(j - 1) % kStages], phase(j - 1));
-        pack_probabilities(p, s);
+        pack_a_fragments<kBlockK / 16>(p, s);
         my_turn();
         wgmma::fence();
         qk_scores<kHeadDim>(s, q_addr, tma::smem_addr(k_stage(j)));
@@ -269,7 +246,7 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
         }
     }
     tma::wait(&bars->v_full[(k_blocks - 1) % kStages], phase(k_blocks - 1));
-    pack_probabilities(p, s);
+    pack_a_fragments<kBlockK / 16>(p, s);
     wgmma::fence();
     accumulate_pv<kHeadDim>(acc, p, tma::smem_addr(v_stage(k_blocks - 1)));
     wgmma::commit();
@@ -300,36 +277,13 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 #endif
 }
 
-// A [seq][heads_total][head_dim] bf16 tensor seen by TMA in boxes of one panel: 64 columns x 1 head x 128 rows,
-// 128-byte swizzled (the layout wgmma reads); rows past seq arrive as zeros.
-inline int encode_tile_map(CUtensorMap* map, const bf16* base, int seq, int64_t heads_total, int head_dim,
-                           const char* what) {
-    const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(heads_total),
-                                static_cast<cuuint64_t>(seq)};
-    const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * sizeof(bf16),
-                                   static_cast<cuuint64_t>(heads_total) * head_dim * sizeof(bf16)};
-    const cuuint32_t box[3] = {64, 1, kTileRows};
-    const cuuint32_t element_strides[3] = {1, 1, 1};
-    const CUresult r =
-        cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(base), dims, strides, box,
-                               element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS) {
-        const char* name = "unknown";
-        cuGetErrorName(r, &name);
-        MP_FAIL(MP_ERR_CUDA, "%s: cuTensorMapEncodeTiled(seq=%d heads=%lld head_dim=%d) failed: %s", what, seq,
-                static_cast<long long>(heads_total), head_dim, name);
-    }
-    return MP_OK;
-}
-
 template <int kHeadDim, bool kCausal>
 int launch_fwd(bf16* o, float* lse, const bf16* q, const bf16* k, const bf16* v, int batch, int seq, int heads,
                int kv_heads, float scale, cudaStream_t stream) {
     CUtensorMap q_map, k_map, v_map;
-    MP_TRY(encode_tile_map(&q_map, q, seq, static_cast<int64_t>(batch) * heads, kHeadDim, "mp_attention_fwd (q)"));
-    MP_TRY(encode_tile_map(&k_map, k, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, "mp_attention_fwd (k)"));
-    MP_TRY(encode_tile_map(&v_map, v, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, "mp_attention_fwd (v)"));
+    MP_TRY(encode_tile_map(&q_map, q, seq, static_cast<int64_t>(batch) * heads, kHeadDim, kTileRows, "mp_attention_fwd (q)"));
+    MP_TRY(encode_tile_map(&k_map, k, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, kTileRows, "mp_attention_fwd (k)"));
+    MP_TRY(encode_tile_map(&v_map, v, seq, static_cast<int64_t>(batch) * kv_heads, kHeadDim, kTileRows, "mp_attention_fwd (v)"));
     const auto kernel = attention_fwd_kernel<kHeadDim, kCausal>;
     constexpr size_t smem = fwd_smem_bytes<kHeadDim>();
     MP_TRY(allow_dynamic_smem(kernel, smem, "mp_attention_fwd"));
@@ -340,18 +294,6 @@ int launch_fwd(bf16* o, float* lse, const bf16* q, const bf16* k, const bf16* v,
     kernel<<<static_cast<unsigned>(blocks), kFwdThreads, smem, stream>>>(q_map, k_map, v_map, o, lse, batch, seq, heads,
                                                                          kv_heads, scale * kLog2e);
     MP_CHECK_LAUNCH("attention_fwd_kernel");
-    return MP_OK;
-}
-
-// The kernel uses sm_90a instructions: only compute capability 9.0 devices run it.
-inline int require_hopper(const char* what) {
-    int device = 0, major = 0, minor = 0;
-    MP_CHECK_CUDA(cudaGetDevice(&device));
-    MP_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    MP_CHECK_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    if (major != 9 || minor != 0)
-        MP_FAIL(MP_ERR_UNSUPPORTED, "%s: needs a compute capability 9.0 (Hopper) device; device %d is %d.%d", what,
-                device, major, minor);
     return MP_OK;
 }
 
