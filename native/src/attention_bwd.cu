@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         for (int i = 0; i < kBwdStages; ++i) {
             tma::barrier_init(&bars->q_full[i], 1);
             tma::barrier_init(&bars->do_full[i], 1);
-            tma::barrier_init(&bars->empty[i], kConsumerWarps);
+            tma::barrier_init(&bars->empty[i], kBwdWarpGroups * 128);
         }
 #pragma unroll
         for (int w = 0; w < 2 * kBwdWarpGroups; ++w) {
@@ -392,7 +392,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         query_gradient<kHeadDim>(dq, tma::smem_addr(ds_tile), k_addr, wg);
         wgmma::commit();
         wgmma::wait<0>();
-        if (lane == 0) tma::arrive(&bars->empty[stage]);
+        tma::arrive(&bars->empty[stage]);  // every consumer thread: each has read lse and D of the stage
 
         // Stage this warpgroup's dQ part (staged_dq_index order) for the writer, in the buffer it used two query
         // blocks ago once the writer has handed that back.
