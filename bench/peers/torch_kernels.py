@@ -12,20 +12,7 @@ import torch.nn.functional as F
 
 
 def median_ms(fn, warmup=5, iters=20):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
+    return interleaved_median_ms([fn], warmup, iters)[0]
 
 
 def interleaved_median_ms(fns, warmup=5, iters=20):

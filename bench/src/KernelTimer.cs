@@ -5,21 +5,8 @@ namespace ModelParallel.Bench;
 /// <summary>Median stream time of a region after warm-up (CUDA events on CUDA).</summary>
 public static class KernelTimer
 {
-    public static double MedianMs(IBackend backend, Action work, int warmup = 5, int iterations = 20)
-    {
-        for (int i = 0; i < warmup; i++)
-        {
-            work();
-        }
-        backend.Synchronize();
-        var times = new double[iterations];
-        for (int i = 0; i < iterations; i++)
-        {
-            times[i] = backend.ElapsedMilliseconds(work);
-        }
-        Array.Sort(times);
-        return times[iterations / 2];
-    }
+    public static double MedianMs(IBackend backend, Action work, int warmup = 5, int iterations = 20) =>
+        InterleavedMedianMs(backend, [work], warmup, iterations)[0];
 
     /// <summary>
     /// Median stream time of each of several regions timed in turn (one run of each per round, after warm-up), so
