@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a ModelParallel benchmark and its PyTorch peer on the same GPUs, then prints them side by side.
 #   bench/run.sh collectives [GPUS] [MAX_BYTES]   nccl-tests' table for ours and torch.distributed
-#   bench/run.sh kernels [--quick]                GEMM epilogues, attention, norms, pointwise vs PyTorch
+#   bench/run.sh kernels [--quick] [--passes N]   GEMM epilogues, attention, norms, pointwise vs PyTorch, in N
+#                                                 alternating passes of each (default 3)
 # Needs the managed build (artifacts/), libmpnative.so (MP_NATIVE_DIR), python3 with torch.
 # JSON results go to ${BENCH_OUT:-bench/results}.
 set -euo pipefail
@@ -28,9 +29,23 @@ case "$what" in
     ;;
   kernels)
     shift
-    "$dotnet" "$mpbench" kernels "$@" --json "$out/kernels-ours.json"
-    python3 bench/peers/torch_kernels.py "$@" --json "$out/kernels-torch.json" >/dev/null
-    python3 bench/compare.py kernels "$out/kernels-ours.json" "$out/kernels-torch.json"
+    passes=3
+    args=()
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --passes) passes=${2:-}; shift $(( $# >= 2 ? 2 : 1 )) ;;
+        *) args+=("$1"); shift ;;
+      esac
+    done
+    [[ "$passes" =~ ^[1-9][0-9]*$ ]] || { echo "--passes needs a positive count, got '$passes'" >&2; exit 2; }
+    ours="" theirs=""
+    for pass in $(seq 1 "$passes"); do
+      "$dotnet" "$mpbench" kernels "${args[@]}" --json "$out/kernels-ours-$pass.json"
+      python3 bench/peers/torch_kernels.py "${args[@]}" --json "$out/kernels-torch-$pass.json" >/dev/null
+      ours+="${ours:+,}$out/kernels-ours-$pass.json"
+      theirs+="${theirs:+,}$out/kernels-torch-$pass.json"
+    done
+    python3 bench/compare.py kernels "$ours" "$theirs"
     ;;
   *) echo "unknown benchmark '$what' (collectives, kernels)" >&2; exit 2 ;;
 esac

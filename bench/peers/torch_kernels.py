@@ -1,37 +1,60 @@
 """PyTorch peer of the kernel benchmark: the same shapes as `mpbench kernels`, timed the same way
-(CUDA events, warm-up, median of >= 20 runs, inputs rotated when larger than L2), written as JSON.
+(CUDA events, warm-up, median of blocks of back-to-back runs, inputs rotated when larger than L2), written as JSON.
 
 python3 bench/peers/torch_kernels.py --json torch_kernels.json [--quick]
 """
 import argparse
 import json
 import math
+import time
 
 import torch
 import torch.nn.functional as F
 
 
-def median_ms(fn, warmup=5, iters=20):
-    return interleaved_median_ms([fn], warmup, iters)[0]
+WARMUP_SECONDS = 0.5
+BLOCK_MS = 10.0
+MAX_RUNS_PER_BLOCK = 1000
 
 
-def interleaved_median_ms(fns, warmup=5, iters=20):
-    """Medians of several regions timed in turn, so that clock and temperature drift falls on all alike."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    torch.cuda.synchronize()
+def median_ms(fn, blocks=10):
+    return interleaved_median_ms([fn], blocks)[0]
+
+
+def elapsed_ms(fn, runs=1):
+    a = torch.cuda.Event(enable_timing=True)
+    b = torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(runs):
+        fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
+def interleaved_median_ms(fns, blocks=10):
+    """Median time of one run of each region, as ours is measured: warm-up (at least three rounds and WARMUP_SECONDS),
+    then blocks of back-to-back runs (about BLOCK_MS each) timed in turn, the median block over its runs."""
+    fastest = [math.inf] * len(fns)
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < 3 or time.perf_counter() - start < WARMUP_SECONDS:
+        for i, fn in enumerate(fns):
+            fastest[i] = min(fastest[i], elapsed_ms(fn))
+        rounds += 1
+    runs = [max(1, min(MAX_RUNS_PER_BLOCK, math.ceil(BLOCK_MS / max(ms, 1e-4)))) for ms in fastest]
     times = [[] for _ in fns]
-    for _ in range(iters):
-        for fn, t in zip(fns, times):
-            a = torch.cuda.Event(enable_timing=True)
-            b = torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            t.append(a.elapsed_time(b))
+    for _ in range(blocks):
+        for fn, n, t in zip(fns, runs, times):
+            t.append(elapsed_ms(fn, n) / n)
     return [sorted(t)[len(t) // 2] for t in times]
+
+
+def uniform(*shape, scale=1.0, requires_grad=False):
+    """bf16 values uniform in [-scale, scale), drawn in float32 and rounded, as ours are (torch.rand in bf16 draws
+    only multiples of 2^-8)."""
+    t = ((torch.rand(*shape, device="cuda") * 2 - 1) * scale).to(torch.bfloat16)
+    return t.requires_grad_(requires_grad)
 
 
 def rotating(make, nbytes_each, l2_bytes):
@@ -76,9 +99,9 @@ def main():
     # GEMM 8192^3 bf16, plain and linear+bias+gelu (unfused in eager)
     m = k = nn = 8192
     # the same operands as ours: uniform in [-1, 1), weights scaled by 0.02
-    a = torch.rand(m, k, device=dev, dtype=torch.bfloat16) * 2 - 1
-    w = 0.02 * (torch.rand(nn, k, device=dev, dtype=torch.bfloat16) * 2 - 1)
-    bias = torch.rand(nn, device=dev, dtype=torch.bfloat16) * 2 - 1
+    a = uniform(m, k)
+    w = uniform(nn, k, scale=0.02)
+    bias = uniform(nn)
     flops = 2.0 * m * nn * k
     plain, fused = interleaved_median_ms(
         [lambda: torch.matmul(a, w.t()), lambda: F.gelu(F.linear(a, w, bias), approximate="tanh")])
@@ -89,9 +112,8 @@ def main():
     # add + RMSNorm, 4096x8192 and 16x8192 (bf16; read x, residual, write sum and y)
     for rws in (4096, 16):
         cols = 8192
-        nxt = rotating(lambda: (torch.randn(rws, cols, device=dev, dtype=torch.bfloat16),
-                                torch.randn(rws, cols, device=dev, dtype=torch.bfloat16)), 4 * rws * cols, l2)
-        wgt = torch.randn(cols, device=dev, dtype=torch.bfloat16)
+        nxt = rotating(lambda: (uniform(rws, cols), uniform(rws, cols)), 4 * rws * cols, l2)
+        wgt = uniform(cols)
 
         def addnorm():
             x, r = nxt()
@@ -100,9 +122,9 @@ def main():
         add(f"add_rmsnorm_{rws}x{cols}", median_ms(addnorm), nbytes=4 * 2 * rws * cols)
 
     # GeLU / SwiGLU pointwise on 4096x28672 bf16
-    x = torch.randn(4096, 28672, device=dev, dtype=torch.bfloat16)
+    x = uniform(4096, 28672)
     add("gelu_4096x28672", median_ms(lambda: F.gelu(x, approximate="tanh")), nbytes=2 * 2 * x.numel())
-    gu = torch.randn(4096, 2 * 14336, device=dev, dtype=torch.bfloat16)
+    gu = uniform(4096, 2 * 14336)
     add("swiglu_4096x14336", median_ms(lambda: F.silu(gu[:, :14336]) * gu[:, 14336:]), nbytes=2 * 3 * 4096 * 14336)
     del x, gu
 
@@ -111,14 +133,14 @@ def main():
     for hd in (128, 64):
         for s in seqs:
             h, hkv = 64, 8
-            q = torch.randn(1, h, s, hd, device=dev, dtype=torch.bfloat16, requires_grad=True)
-            kk = torch.randn(1, hkv, s, hd, device=dev, dtype=torch.bfloat16, requires_grad=True)
-            v = torch.randn(1, hkv, s, hd, device=dev, dtype=torch.bfloat16, requires_grad=True)
+            q = uniform(1, h, s, hd, requires_grad=True)
+            kk = uniform(1, hkv, s, hd, requires_grad=True)
+            v = uniform(1, hkv, s, hd, requires_grad=True)
             fwd_flops = 4.0 * s * s * hd * h / 2  # causal: half the score matrix
             fwd = lambda: F.scaled_dot_product_attention(q, kk, v, is_causal=True, enable_gqa=True)
             add(f"sdpa_fwd_causal_hd{hd}_s{s}", median_ms(fwd), flops=fwd_flops, seq=s, head_dim=hd)
             o = fwd()
-            do = torch.randn_like(o)
+            do = uniform(*o.shape)
             bwd = lambda: torch.autograd.grad(o, (q, kk, v), do, retain_graph=True)
             add(f"sdpa_bwd_causal_hd{hd}_s{s}", median_ms(bwd), flops=2.5 * fwd_flops, seq=s, head_dim=hd)
             del q, kk, v, o, do

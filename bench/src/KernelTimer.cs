@@ -1,45 +1,74 @@
+using System.Diagnostics;
 using ModelParallel.Runtime;
 
 namespace ModelParallel.Bench;
 
-/// <summary>Median stream time of a region after warm-up (CUDA events on CUDA).</summary>
+/// <summary>
+/// Stream time of one run of a region, measured as a kernel runs in a loop: after warm-up, blocks of back-to-back runs
+/// timed with CUDA events (on CUDA), the median block divided by its runs.
+/// </summary>
 public static class KernelTimer
 {
-    public static double MedianMs(IBackend backend, Action work, int warmup = 5, int iterations = 20) =>
-        InterleavedMedianMs(backend, [work], warmup, iterations)[0];
+    /// <summary>Wall time the warm-up lasts at least: long enough for a GPU running large GEMMs to settle at the
+    /// clocks its power limit allows (H200: from 1980 MHz down to about 1500 MHz within the first 250 ms).</summary>
+    public const double WarmupSeconds = 0.5;
+
+    /// <summary>The length a timed block aims at: long enough that the GPU's power management answers to the region
+    /// itself rather than to what ran before it, and that launch gaps do not count.</summary>
+    public const double BlockMs = 10;
+
+    /// <summary>The most runs in one block (for regions of a few microseconds).</summary>
+    public const int MaxRunsPerBlock = 1000;
+
+    public static double MedianMs(IBackend backend, Action work, int blocks = 10) =>
+        InterleavedMedianMs(backend, [work], blocks)[0];
 
     /// <summary>
-    /// Median stream time of each of several regions timed in turn (one run of each per round, after warm-up), so
-    /// that clock and temperature drift over the measurement falls on all of them alike: the fair way to compare
-    /// kernels a few percent apart that heat the GPU differently.
+    /// Median time of one run of each of several regions, timed in turn block by block so that the drift of clocks
+    /// and temperature over the measurement falls on all regions alike. Warm-up runs the regions once each per round
+    /// for at least three rounds and <see cref="WarmupSeconds"/>; the fastest warm-up run of a region sets how many
+    /// runs its blocks hold (about <see cref="BlockMs"/>).
     /// </summary>
-    public static double[] InterleavedMedianMs(IBackend backend, Action[] works, int warmup = 5, int iterations = 20)
+    public static double[] InterleavedMedianMs(IBackend backend, Action[] works, int blocks = 10)
     {
-        foreach (var work in works)
-        {
-            for (int i = 0; i < warmup; i++)
-            {
-                work();
-            }
-        }
-        backend.Synchronize();
-        var times = new double[works.Length][];
-        for (int w = 0; w < works.Length; w++)
-        {
-            times[w] = new double[iterations];
-        }
-        for (int i = 0; i < iterations; i++)
+        ArgumentOutOfRangeException.ThrowIfLessThan(blocks, 1);
+        var fastest = new double[works.Length];
+        Array.Fill(fastest, double.PositiveInfinity);
+        var clock = Stopwatch.StartNew();
+        for (int round = 0; round < 3 || clock.Elapsed.TotalSeconds < WarmupSeconds; round++)
         {
             for (int w = 0; w < works.Length; w++)
             {
-                times[w][i] = backend.ElapsedMilliseconds(works[w]);
+                fastest[w] = Math.Min(fastest[w], backend.ElapsedMilliseconds(works[w]));
+            }
+        }
+        var runs = new int[works.Length];
+        var times = new double[works.Length][];
+        for (int w = 0; w < works.Length; w++)
+        {
+            runs[w] = (int)Math.Clamp(Math.Ceiling(BlockMs / Math.Max(fastest[w], 1e-4)), 1, MaxRunsPerBlock);
+            times[w] = new double[blocks];
+        }
+        for (int i = 0; i < blocks; i++)
+        {
+            for (int w = 0; w < works.Length; w++)
+            {
+                Action work = works[w];
+                int count = runs[w];
+                times[w][i] = backend.ElapsedMilliseconds(() =>
+                {
+                    for (int r = 0; r < count; r++)
+                    {
+                        work();
+                    }
+                }) / count;
             }
         }
         var medians = new double[works.Length];
         for (int w = 0; w < works.Length; w++)
         {
             Array.Sort(times[w]);
-            medians[w] = times[w][iterations / 2];
+            medians[w] = times[w][blocks / 2];
         }
         return medians;
     }

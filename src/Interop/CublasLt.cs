@@ -41,6 +41,11 @@ internal static unsafe partial class CublasLt
     public const int PrefMinAlignmentDBytes = 8;
 
     // cublasLtEpilogue_t
+    // cublasLtMatmulAlgoConfigAttributes_t (uint32 values)
+    public const int AlgoConfigId = 0;
+    public const int AlgoConfigTileId = 1;
+    public const int AlgoConfigStagesId = 6;
+
     public const uint EpilogueDefault = 1;
     public const uint EpilogueBias = 4;
     public const uint EpilogueGelu = 32;
@@ -96,6 +101,10 @@ internal static unsafe partial class CublasLt
     [LibraryImport(Library, EntryPoint = "cublasLtMatmulAlgoGetHeuristic")]
     public static partial int MatmulAlgoGetHeuristic(nint handle, nint desc, nint aLayout, nint bLayout, nint cLayout,
         nint dLayout, nint preference, int requestedCount, CublasLtHeuristicResult* results, int* returnedCount);
+
+    [LibraryImport(Library, EntryPoint = "cublasLtMatmulAlgoConfigGetAttribute")]
+    public static partial int MatmulAlgoConfigGetAttribute(CublasLtMatmulAlgo* algo, int attribute, void* value,
+        nuint bytes, nuint* written);
 
     [LibraryImport(Library, EntryPoint = "cublasLtMatmul")]
     public static partial int Matmul(nint handle, nint desc, void* alpha, nint a, nint aLayout, nint b, nint bLayout,
