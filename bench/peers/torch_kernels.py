@@ -17,7 +17,7 @@ BLOCK_MS = 10.0
 MAX_RUNS_PER_BLOCK = 1000
 
 
-def median_ms(fn, blocks=10):
+def median_ms(fn, blocks=20):
     return interleaved_median_ms([fn], blocks)[0]
 
 
@@ -32,7 +32,7 @@ def elapsed_ms(fn, runs=1):
     return a.elapsed_time(b)
 
 
-def interleaved_median_ms(fns, blocks=10):
+def interleaved_median_ms(fns, blocks=20):
     """Median time of one run of each region, as ours is measured: warm-up (at least three rounds and WARMUP_SECONDS),
     then blocks of back-to-back runs (about BLOCK_MS each) timed in turn, the median block over its runs."""
     fastest = [math.inf] * len(fns)

@@ -20,7 +20,7 @@ public static class KernelTimer
     /// <summary>The most runs in one block (for regions of a few microseconds).</summary>
     public const int MaxRunsPerBlock = 1000;
 
-    public static double MedianMs(IBackend backend, Action work, int blocks = 10) =>
+    public static double MedianMs(IBackend backend, Action work, int blocks = 20) =>
         InterleavedMedianMs(backend, [work], blocks)[0];
 
     /// <summary>
@@ -29,7 +29,7 @@ public static class KernelTimer
     /// for at least three rounds and <see cref="WarmupSeconds"/>; the fastest warm-up run of a region sets how many
     /// runs its blocks hold (about <see cref="BlockMs"/>).
     /// </summary>
-    public static double[] InterleavedMedianMs(IBackend backend, Action[] works, int blocks = 10)
+    public static double[] InterleavedMedianMs(IBackend backend, Action[] works, int blocks = 20)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(blocks, 1);
         var fastest = new double[works.Length];
