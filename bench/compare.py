@@ -37,6 +37,7 @@ def kernels(ours_passes, torch_passes):
     if len(ours_passes) != len(torch_passes):
         sys.exit(f"compare: {len(ours_passes)} passes of ours but {len(torch_passes)} of the peer")
     peers = [{r["name"]: r for r in t["rows"]} for t in torch_passes]
+    ours = [{r["name"]: r for r in o["rows"]} for o in ours_passes]
     first = ours_passes[0]
     print(f"# ModelParallel kernels vs PyTorch ({first.get('device', '')}), {len(ours_passes)} alternating passes: "
           "medians, ratio range over the passes")
@@ -44,7 +45,7 @@ def kernels(ours_passes, torch_passes):
     for r in first["rows"]:
         name, peer = r["name"], r.get("peer")
         unit = "tflops" if "tflops" in r else "gbps"
-        rows = [next((x for x in o["rows"] if x["name"] == name), None) for o in ours_passes]
+        rows = [o.get(name) for o in ours]
         if any(x is None for x in rows):
             sys.exit(f"compare: row {name} is missing from a pass of ours")
         mine = median(x.get(unit, float("nan")) for x in rows)
