@@ -51,7 +51,7 @@ public static class KernelsBench
             Add("copy_1GiB", "copy_1GiB", KernelTimer.MedianMs(b, () => k.Copy2D(dst, n, src, n, 1, n)), bytes: 4.0 * n);
         }
 
-        // GEMM 8192^3: plain, bias, bias+GeLU (aux kept), Y = X W^T
+        // GEMM 8192^3: plain, bias+GeLU with and without aux, bias; Y = X W^T
         {
             const int m = 8192, n = 8192, kk = 8192;
             using var x = Rand(bf, (long)m * kk);
@@ -69,6 +69,12 @@ public static class KernelsBench
             ]);
             Add("gemm_bf16_8192", "gemm_bf16_8192", ms[0], flops);
             Add("gemm_bias_gelu_aux_8192", "linear_bias_gelu_8192", ms[1], flops);
+            // bias + GeLU without aux (GELU_BIAS: the forward where no backward follows), in the same pattern.
+            Add("gemm_bias_gelu_8192", "linear_bias_gelu_8192", KernelTimer.InterleavedMedianMs(b,
+            [
+                () => k.Gemm(y, x, w, m, n, kk, false, true),
+                () => k.Gemm(y, x, w, m, n, kk, false, true, epilogue: GemmEpilogue.BiasGelu, bias: bias),
+            ])[1], flops);
             Add("gemm_bias_8192", null,
                 KernelTimer.MedianMs(b, () => k.Gemm(y, x, w, m, n, kk, false, true, epilogue: GemmEpilogue.Bias, bias: bias)),
                 flops);

@@ -3,7 +3,7 @@
 //
 // 1. preprocess: D = rowsum(dO * O) and lse * log2 e per query row, in the workspace, padded to whole query blocks
 //    (D = 0 and lse = +inf past the end, so that those rows get P = 0 without a mask); the float32 dQ, dK and dV
-//    accumulators are zeroed.
+//    accumulators are cleared in the same pass.
 // 2. main: one block owns kBlockN = 128 keys of one (batch, query head): two consumer warpgroups of 64 keys each
 //    and a producer warpgroup. K and V are loaded once; the producer's first warp streams Q, dO, lse and D of each
 //    query block (kBlockM = 64 rows) through two stages guarded by mbarriers. Per query block, each consumer
@@ -96,36 +96,46 @@ __host__ __device__ __forceinline__ int64_t staged_dq_index(int row, int column)
     return (static_cast<int64_t>(j) * 128 + tid) * 4 + upper * 2 + column % 2;
 }
 
-// One warp per padded query row (bh, s): D = sum_d dO[s, bh, d] * O[s, bh, d] and lse * log2 e; past the end,
-// D = 0 and lse = +inf.
+// kHeadDim / 8 lanes per padded query row (bh, s), 16 bytes of dO and of O each: D = sum_d dO[s, bh, d] O[s, bh, d]
+// and lse * log2 e, past the end D = 0 and lse = +inf; and the accumulators cleared: the row's head_dim floats of
+// the dQ accumulator and, for the first seq * batch * kv_heads rows, of the dK and dV accumulators.
 template <int kHeadDim>
 __global__ void attention_bwd_preprocess_kernel(float* __restrict__ dsum, float* __restrict__ lse_log2,
-                                                const bf16* __restrict__ dout, const bf16* __restrict__ o,
-                                                const float* __restrict__ lse, int64_t bh_count, int seq,
-                                                int64_t seq_padded) {
-    constexpr int kPerLane = kHeadDim / 32;
+                                                float* __restrict__ dq_acc, float* __restrict__ dk_acc,
+                                                float* __restrict__ dv_acc, const bf16* __restrict__ dout,
+                                                const bf16* __restrict__ o, const float* __restrict__ lse,
+                                                int64_t bh_count, int seq, int64_t seq_padded, int64_t kv_rows) {
+    constexpr int kLanes = kHeadDim / 8;
+    constexpr int kZeros = kHeadDim / 4 / kLanes;  // float4s of an accumulator row per lane
     const int64_t rows = bh_count * seq_padded;
-    const int lane = threadIdx.x % 32;
-    const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
-    for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows; row += warps) {
+    const int lane = threadIdx.x % kLanes;
+    const int64_t groups = static_cast<int64_t>(gridDim.x) * blockDim.x / kLanes;
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kLanes; row < rows;
+         row += groups) {
         const int64_t bh = row / seq_padded, s = row % seq_padded;
-        if (s >= seq) {
-            if (lane == 0) {
-                dsum[row] = 0.f;
-                lse_log2[row] = INFINITY;
-            }
-            continue;
-        }
-        const int64_t element = (s * bh_count + bh) * kHeadDim + lane * kPerLane;
-        const Vec<bf16, kPerLane> a = load_vec<kPerLane>(dout + element);
-        const Vec<bf16, kPerLane> c = load_vec<kPerLane>(o + element);
-        float sum = 0.f;
 #pragma unroll
-        for (int i = 0; i < kPerLane; ++i) sum += __bfloat162float(a.v[i]) * __bfloat162float(c.v[i]);
-        sum = warp_sum(sum);
+        for (int z = 0; z < kZeros; ++z) {
+            const int64_t at = row * (kHeadDim / 4) + z * kLanes + lane;
+            reinterpret_cast<float4*>(dq_acc)[at] = zero;
+            if (row < kv_rows) {
+                reinterpret_cast<float4*>(dk_acc)[at] = zero;
+                reinterpret_cast<float4*>(dv_acc)[at] = zero;
+            }
+        }
+        float sum = 0.f;
+        if (s < seq) {
+            const int64_t element = (s * bh_count + bh) * kHeadDim + lane * 8;
+            const Vec<bf16, 8> a = load_vec<8>(dout + element);
+            const Vec<bf16, 8> c = load_vec<8>(o + element);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) sum += __bfloat162float(a.v[i]) * __bfloat162float(c.v[i]);
+        }
+#pragma unroll
+        for (int offset = kLanes / 2; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
         if (lane == 0) {
             dsum[row] = sum;
-            lse_log2[row] = lse[bh * seq + s] * kLog2e;
+            lse_log2[row] = s < seq ? lse[bh * seq + s] * kLog2e : INFINITY;
         }
     }
 }
@@ -420,22 +430,44 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 #endif
 }
 
-// dq[s][bh][c..c+1] = bf16(scale * accumulator), the accumulator read back from its staged order; one thread per
-// column pair.
+// dq[s][bh] = bf16(scale * accumulator) for one query block per step of the grid-stride loop: the staged
+// accumulator is read in order (16-byte loads), put back in row order in shared memory, and written as 16-byte rows
+// of 8 bf16.
+constexpr int kDqConvertThreads = 256;
+
 template <int kHeadDim>
-__global__ void attention_dq_convert_kernel(bf16* __restrict__ dq, const float* __restrict__ acc, int64_t bh_count,
-                                            int seq, int64_t seq_padded, float scale) {
-    const int64_t pairs = static_cast<int64_t>(seq) * bh_count * (kHeadDim / 2);
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < pairs;
-         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int column = static_cast<int>(i % (kHeadDim / 2)) * 2;
-        const int64_t row = i / (kHeadDim / 2);
-        const int64_t s = row / bh_count, bh = row % bh_count;
-        const int part = column / (kHeadDim / 2);
-        const float* block = acc + (bh * seq_padded + s / kBlockM * kBlockM) * kHeadDim + part * dq_part_floats<kHeadDim>();
-        const float2 v =
-            *reinterpret_cast<const float2*>(block + staged_dq_index(static_cast<int>(s % kBlockM), column % (kHeadDim / 2)));
-        *reinterpret_cast<uint32_t*>(dq + row * kHeadDim + column) = pack_bf16(v.x * scale, v.y * scale);
+__global__ void __launch_bounds__(kDqConvertThreads)
+    attention_dq_convert_kernel(bf16* __restrict__ dq, const float* __restrict__ acc, int64_t bh_count, int seq,
+                                int64_t seq_padded, float scale) {
+    constexpr int kPitch = kHeadDim + 4;  // floats per row in shared memory: keeps rows 16-byte aligned
+    constexpr int kPartFloat4s = dq_part_floats<kHeadDim>() / 4;
+    __shared__ __align__(16) float tile[kBlockM * kPitch];
+    const int64_t q_blocks = seq_padded / kBlockM;
+    for (int64_t block = blockIdx.x; block < bh_count * q_blocks; block += gridDim.x) {
+        const int64_t bh = block / q_blocks, s0 = block % q_blocks * kBlockM;
+        const float4* staged = reinterpret_cast<const float4*>(acc + (bh * seq_padded + s0) * kHeadDim);
+        for (int f = threadIdx.x; f < 2 * kPartFloat4s; f += kDqConvertThreads) {
+            // float4 f of part w = (j, tid): rows 16 warp + g and + 8, part columns 8j + 2t, +1 (see
+            // staged_dq_index).
+            const int w = f / kPartFloat4s, j = f % kPartFloat4s / 128, tid = f % 128;
+            const int row = tid / 32 * 16 + tid % 32 / 4, column = w * (kHeadDim / 2) + 8 * j + 2 * (tid % 4);
+            const float4 v = staged[f];
+            *reinterpret_cast<float2*>(tile + row * kPitch + column) = make_float2(v.x, v.y);
+            *reinterpret_cast<float2*>(tile + (row + 8) * kPitch + column) = make_float2(v.z, v.w);
+        }
+        __syncthreads();
+        for (int c = threadIdx.x; c < kBlockM * kHeadDim / 8; c += kDqConvertThreads) {
+            const int row = c / (kHeadDim / 8), column = c % (kHeadDim / 8) * 8;
+            if (s0 + row < seq) {
+                const float4 lo = *reinterpret_cast<const float4*>(tile + row * kPitch + column);
+                const float4 hi = *reinterpret_cast<const float4*>(tile + row * kPitch + column + 4);
+                const uint4 out =
+                    make_uint4(pack_bf16(lo.x * scale, lo.y * scale), pack_bf16(lo.z * scale, lo.w * scale),
+                               pack_bf16(hi.x * scale, hi.y * scale), pack_bf16(hi.z * scale, hi.w * scale));
+                *reinterpret_cast<uint4*>(dq + ((s0 + row) * bh_count + bh) * kHeadDim + column) = out;
+            }
+        }
+        __syncthreads();
     }
 }
 
@@ -488,11 +520,12 @@ int launch_bwd(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, co
     const int heads_per_group =
         static_cast<int>(std::min<int64_t>(bh_count, std::max<int64_t>(1, (int64_t{16} << 20) / head_dq_bytes)));
 
-    MP_CHECK_CUDA(cudaMemsetAsync(base, 0, layout.dsum_offset, stream));
     int sms = 0;
     MP_TRY(sm_count(&sms));
-    attention_bwd_preprocess_kernel<kHeadDim><<<grid_for(bh_count * layout.seq_padded * 32, 256, sms), 256, 0, stream>>>(
-        dsum, lse_log2, dout, o, lse, bh_count, seq, layout.seq_padded);
+    attention_bwd_preprocess_kernel<kHeadDim>
+        <<<grid_for(bh_count * layout.seq_padded * (kHeadDim / 8), 256, sms), 256, 0, stream>>>(
+            dsum, lse_log2, dq_acc, dk_acc, dv_acc, dout, o, lse, bh_count, seq, layout.seq_padded,
+            static_cast<int64_t>(seq) * batch * kv_heads);
     MP_CHECK_LAUNCH("attention_bwd_preprocess_kernel");
 
     kernel<<<static_cast<unsigned>(blocks), kBwdThreads, smem, stream>>>(q_map, k_map, v_map, do_map, dq_acc, dk_acc,
@@ -501,8 +534,9 @@ int launch_bwd(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, co
                                                                          scale * kLog2e);
     MP_CHECK_LAUNCH("attention_bwd_kernel");
 
-    attention_dq_convert_kernel<kHeadDim><<<grid_for(seq * bh_count * (kHeadDim / 2), 256, sms), 256, 0, stream>>>(
-        dq, dq_acc, bh_count, seq, layout.seq_padded, scale);
+    attention_dq_convert_kernel<kHeadDim>
+        <<<grid_for(bh_count * layout.seq_padded / kBlockM * kDqConvertThreads, kDqConvertThreads, sms),
+           kDqConvertThreads, 0, stream>>>(dq, dq_acc, bh_count, seq, layout.seq_padded, scale);
     MP_CHECK_LAUNCH("attention_dq_convert_kernel");
     MP_TRY(launch_pointwise<4>("attention_grad_convert_kernel (dk)", AccumulatorConvertOp{dk, dk_acc, scale},
                                kv_elements, aligned_to(dk, 8), stream));

@@ -270,6 +270,17 @@ public class CudaKernelsTests
         t.AssertClose(dq, $"attention dq {shape}");
         t.AssertClose(dk, $"attention dk {shape}");
         t.AssertClose(dv, $"attention dv {shape}");
+
+        // Again, into fresh poisoned outputs: the workspace now holds the first call's accumulators, which the
+        // backward must clear rather than add to.
+        var dq2 = t.Poisoned(qCount, Bf16);
+        var dk2 = t.Poisoned(kvCount, Bf16);
+        var dv2 = t.Poisoned(kvCount, Bf16);
+        t.Run((kernels, s) => kernels.AttentionBackward(dq2.On(s), dk2.On(s), dv2.On(s), dO.On(s), q.On(s), k.On(s),
+            v.On(s), o.On(s), lse.On(s), shape));
+        t.AssertClose(dq2, $"attention dq {shape}, second call");
+        t.AssertClose(dk2, $"attention dk {shape}, second call");
+        t.AssertClose(dv2, $"attention dv {shape}, second call");
     }
 
     /// <summary>Sequences of thousands of tokens, not multiples of the tile (kept apart so that the sanitizers can run
