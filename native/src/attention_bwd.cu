@@ -131,6 +131,7 @@ __global__ void attention_bwd_preprocess_kernel(float* __restrict__ dsum, float*
 #pragma unroll
             for (int i = 0; i < 8; ++i) sum += __bfloat162float(a.v[i]) * __bfloat162float(c.v[i]);
         }
+        // rows is a multiple of kBlockM, so a warp's rows are all in range or all past it: the full-warp shuffle holds.
 #pragma unroll
         for (int offset = kLanes / 2; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
         if (lane == 0) {
@@ -446,11 +447,12 @@ __global__ void __launch_bounds__(kDqConvertThreads)
     for (int64_t block = blockIdx.x; block < bh_count * q_blocks; block += gridDim.x) {
         const int64_t bh = block / q_blocks, s0 = block % q_blocks * kBlockM;
         const float4* staged = reinterpret_cast<const float4*>(acc + (bh * seq_padded + s0) * kHeadDim);
-        for (int f = threadIdx.x; f < 2 * kPartFloat4s; f += kDqConvertThreads) {
+        for (int f = threadIdx.x; f < kBwdWarpGroups * kPartFloat4s; f += kDqConvertThreads) {
             // float4 f of part w = (j, tid): rows 16 warp + g and + 8, part columns 8j + 2t, +1 (see
             // staged_dq_index).
             const int w = f / kPartFloat4s, j = f % kPartFloat4s / 128, tid = f % 128;
-            const int row = tid / 32 * 16 + tid % 32 / 4, column = w * (kHeadDim / 2) + 8 * j + 2 * (tid % 4);
+            const int row = tid / 32 * 16 + tid % 32 / 4;
+            const int column = w * (kHeadDim / kBwdWarpGroups) + 8 * j + 2 * (tid % 4);
             const float4 v = staged[f];
             *reinterpret_cast<float2*>(tile + row * kPitch + column) = make_float2(v.x, v.y);
             *reinterpret_cast<float2*>(tile + (row + 8) * kPitch + column) = make_float2(v.z, v.w);

@@ -40,12 +40,12 @@ internal static unsafe partial class CublasLt
     public const int PrefMinAlignmentCBytes = 7;
     public const int PrefMinAlignmentDBytes = 8;
 
-    // cublasLtEpilogue_t
     // cublasLtMatmulAlgoConfigAttributes_t (uint32 values)
     public const int AlgoConfigId = 0;
     public const int AlgoConfigTileId = 1;
     public const int AlgoConfigStagesId = 6;
 
+    // cublasLtEpilogue_t
     public const uint EpilogueDefault = 1;
     public const uint EpilogueBias = 4;
     public const uint EpilogueGelu = 32;
