@@ -89,9 +89,23 @@ MP_API int mp_swiglu_fwd(void* y, const void* gate_up, int rows, int cols, int d
 MP_API int mp_swiglu_bwd(void* dgate_up, const void* dy, const void* gate_up, int rows, int cols, int dtype,
                          void* stream);
 
-/* ---- rotary embedding, in place on x [seq, batch, heads, head_dim], rotate-half form ---- */
-MP_API int mp_rope(void* x, int seq, int batch, int heads, int head_dim, float theta, int position_offset,
-                   int backward, int dtype, void* stream);
+/* ---- rotary embedding, in place on x [seq, batch, heads, head_dim], rotate-half form ----
+ * Pair i (elements i and i + head_dim/2) turns by position * inv_freq(i), position = s + position_offset,
+ * inv_freq(i) = theta^(-2i/head_dim) (theta > 0), rescaled when llama3 is not null as Hugging Face's
+ * rope_type "llama3" does: wavelen = 2 pi / inv_freq, low = original_max_positions / low_freq_factor,
+ * high = original_max_positions / high_freq_factor; wavelen < high: unchanged; wavelen > low: inv_freq / factor;
+ * otherwise smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor),
+ * inv_freq = (1 - smooth) * inv_freq / factor + smooth * inv_freq. Frequencies are computed in double.
+ * backward != 0 applies the inverse rotation. */
+typedef struct mp_rope_scaling {
+    double factor;                 /* >= 1 */
+    double low_freq_factor;        /* > 0 */
+    double high_freq_factor;       /* > low_freq_factor */
+    double original_max_positions; /* original_max_position_embeddings, > 0 */
+} mp_rope_scaling;
+
+MP_API int mp_rope(void* x, int seq, int batch, int heads, int head_dim, double theta, const mp_rope_scaling* llama3,
+                   int position_offset, int backward, int dtype, void* stream);
 
 /* ---- embedding: ids int32 [tokens], table [vocab_rows, hidden]; ids outside
  *      [vocab_start, vocab_start + vocab_rows) give zero rows / no gradient ---- */

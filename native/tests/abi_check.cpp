@@ -24,7 +24,7 @@ MP_EXPECT(mp_gelu_fwd, int (*)(void*, const void*, int64_t, int, void*));
 MP_EXPECT(mp_gelu_bwd, int (*)(void*, const void*, const void*, int64_t, int, void*));
 MP_EXPECT(mp_swiglu_fwd, int (*)(void*, const void*, int, int, int, void*));
 MP_EXPECT(mp_swiglu_bwd, int (*)(void*, const void*, const void*, int, int, int, void*));
-MP_EXPECT(mp_rope, int (*)(void*, int, int, int, int, float, int, int, int, void*));
+MP_EXPECT(mp_rope, int (*)(void*, int, int, int, int, double, const mp_rope_scaling*, int, int, int, void*));
 MP_EXPECT(mp_embedding_fwd, int (*)(void*, const int32_t*, const void*, int, int, int, int, int, void*));
 MP_EXPECT(mp_embedding_bwd, int (*)(float*, const void*, const int32_t*, int, int, int, int, int, void*));
 MP_EXPECT(mp_xent_row_max, int (*)(float*, const void*, int, int, int, void*));
@@ -48,3 +48,7 @@ static_assert(MP_OK == 0 && MP_ERR_INVALID_ARGUMENT == 1 && MP_ERR_UNSUPPORTED =
 static_assert(MP_FLOAT32 == 0 && MP_FLOAT64 == 1 && MP_BFLOAT16 == 2 && MP_FLOAT16 == 3 && MP_INT32 == 4,
               "dtype codes follow src/Runtime/DType.cs");
 static_assert(MP_RMSNORM == 0 && MP_LAYERNORM == 1, "norm kinds follow NormKind");
+static_assert(sizeof(mp_rope_scaling) == 32 && offsetof(mp_rope_scaling, factor) == 0 &&
+                  offsetof(mp_rope_scaling, low_freq_factor) == 8 && offsetof(mp_rope_scaling, high_freq_factor) == 16 &&
+                  offsetof(mp_rope_scaling, original_max_positions) == 24,
+              "mp_rope_scaling follows src/Interop/MpRopeScaling.cs (StructLayoutTests)");

@@ -50,9 +50,10 @@ internal static unsafe partial class MpNative
     [LibraryImport(Library, EntryPoint = "mp_swiglu_bwd")]
     public static partial int SwigluBwd(nint dgateUp, nint dy, nint gateUp, int rows, int cols, int dtype, nint stream);
 
+    /// <summary>llama3: null for plain theta^(-2i/headDim) frequencies.</summary>
     [LibraryImport(Library, EntryPoint = "mp_rope")]
-    public static partial int Rope(nint x, int seq, int batch, int heads, int headDim, float theta, int positionOffset,
-        int backward, int dtype, nint stream);
+    public static partial int Rope(nint x, int seq, int batch, int heads, int headDim, double theta,
+        MpRopeScaling* llama3, int positionOffset, int backward, int dtype, nint stream);
 
     [LibraryImport(Library, EntryPoint = "mp_embedding_fwd")]
     public static partial int EmbeddingFwd(nint output, nint ids, nint table, int tokens, int hidden, int vocabStart,

@@ -105,8 +105,8 @@ public sealed class ParallelAttention : IParallelLayer
         var v = _v.Get(compute, (long)tokens * groups * hd);
         SplitQkv(qkv, q, k, v, tokens, toQkv: false);
         var kernels = Context.Kernels;
-        kernels.Rope(q, shape.Sequence, shape.Batch, _layout.LocalHeads, hd, RotaryBase, 0, backward: false);
-        kernels.Rope(k, shape.Sequence, shape.Batch, groups, hd, RotaryBase, 0, backward: false);
+        kernels.Rope(q, shape.Sequence, shape.Batch, _layout.LocalHeads, hd, new RotaryEmbedding(RotaryBase), 0, backward: false);
+        kernels.Rope(k, shape.Sequence, shape.Batch, groups, hd, new RotaryEmbedding(RotaryBase), 0, backward: false);
         var o = _o.Get(compute, q.Count);
         var lse = _lse.Get(Context.Backend.StatsType, (long)shape.Batch * _layout.LocalHeads * shape.Sequence);
         kernels.AttentionForward(o, lse, q, k, v, attention);
@@ -127,8 +127,8 @@ public sealed class ParallelAttention : IParallelLayer
         var dv = _dv.Get(compute, (long)tokens * groups * hd);
         var kernels = Context.Kernels;
         kernels.AttentionBackward(dq, dk, dv, dO, q, k, v, o, lse, attention);
-        kernels.Rope(dq, attention.SeqLen, attention.Batch, _layout.LocalHeads, hd, RotaryBase, 0, backward: true);
-        kernels.Rope(dk, attention.SeqLen, attention.Batch, groups, hd, RotaryBase, 0, backward: true);
+        kernels.Rope(dq, attention.SeqLen, attention.Batch, _layout.LocalHeads, hd, new RotaryEmbedding(RotaryBase), 0, backward: true);
+        kernels.Rope(dk, attention.SeqLen, attention.Batch, groups, hd, new RotaryEmbedding(RotaryBase), 0, backward: true);
         var dQkv = _dQkv.Get(compute, (long)tokens * _layout.LocalRows);
         SplitQkv(dQkv, dq, dk, dv, tokens, toQkv: true);
         return Qkv.Backward(dQkv);

@@ -112,10 +112,11 @@ public interface IKernels
 
     /// <summary>
     /// Rotary embedding in place on x = [seq, batch, heads, headDim] (rotate-half form: pairs (i, i + headDim/2),
-    /// angle = position * theta^(-2i/headDim), position = sequence index + positionOffset). backward applies the
-    /// inverse rotation (the gradient of forward).
+    /// angle = position * rotary.InverseFrequency(i, headDim), that is theta^(-2i/headDim) with the Llama 3 rescaling
+    /// when given, position = sequence index + positionOffset). backward applies the inverse rotation (the gradient
+    /// of forward).
     /// </summary>
-    void Rope(Tensor x, int seqLen, int batch, int heads, int headDim, float theta, int positionOffset, bool backward);
+    void Rope(Tensor x, int seqLen, int batch, int heads, int headDim, RotaryEmbedding rotary, int positionOffset, bool backward);
 
     /// <summary>out[t, :] = table[ids[t] - vocabStart, :] when vocabStart &lt;= ids[t] &lt; vocabStart + vocabRows, else 0.
     /// ids: int32 [tokens]; table [vocabRows, hidden].</summary>

@@ -34,8 +34,8 @@ public sealed class CpuPrecisionTests
         k.Copy2D(q, qCols, qkv, qkvCols, tokens, qCols);
         k.Copy2D(kk, kvCols, qkv.Slice(qCols, qkv.Count - qCols), qkvCols, tokens, kvCols);
         k.Copy2D(v, kvCols, qkv.Slice(qCols + kvCols, qkv.Count - qCols - kvCols), qkvCols, tokens, kvCols);
-        k.Rope(q, shape.SeqLen, shape.Batch, shape.Heads, shape.HeadDim, 10000f, 0, false);
-        k.Rope(kk, shape.SeqLen, shape.Batch, shape.KvHeads, shape.HeadDim, 10000f, 0, false);
+        k.Rope(q, shape.SeqLen, shape.Batch, shape.Heads, shape.HeadDim, new RotaryEmbedding(10000), 0, false);
+        k.Rope(kk, shape.SeqLen, shape.Batch, shape.KvHeads, shape.HeadDim, new RotaryEmbedding(10000), 0, false);
         var o = backend.Allocate(dtype, qCount);
         var lse = backend.Allocate(dtype, shape.Batch * shape.Heads * shape.SeqLen);
         k.AttentionForward(o, lse, q, kk, v, shape);

@@ -105,10 +105,31 @@ public class CudaKernelsTests
         long count = (long)seq * batch * heads * headDim;
         var x = t.Random(count, Bf16);
         var g = t.Random(count, Bf16);
-        t.Run((k, s) => k.Rope(x.On(s), seq, batch, heads, headDim, 10000f, offset, backward: false));
-        t.Run((k, s) => k.Rope(g.On(s), seq, batch, heads, headDim, 10000f, offset, backward: true));
+        t.Run((k, s) => k.Rope(x.On(s), seq, batch, heads, headDim, new RotaryEmbedding(10000), offset, backward: false));
+        t.Run((k, s) => k.Rope(g.On(s), seq, batch, heads, headDim, new RotaryEmbedding(10000), offset, backward: true));
         t.AssertClose(x, "rope forward (in place)");
         t.AssertClose(g, "rope backward (in place)");
+    }
+
+    /// <summary>Llama 3.1's frequencies (theta 500000, factor 8, low 1, high 4, original 8192): with head_dim 128 the
+    /// pairs fall in all three bands; positions past the original context and odd sizes (the unvectorised path).</summary>
+    [Theory]
+    [InlineData(F32, 7, 2, 3, 128, 8000)]
+    [InlineData(Bf16, 7, 2, 3, 128, 8000)]
+    [InlineData(F32, 13, 1, 4, 128, 131000)]
+    [InlineData(Bf16, 5, 3, 1, 64, 0)]
+    [InlineData(F32, 3, 1, 5, 6, 20000)]
+    public void RopeLlama3ForwardAndBackward(DType dtype, int seq, int batch, int heads, int headDim, int offset)
+    {
+        using var t = new GpuTwin();
+        var rotary = new RotaryEmbedding(500000, new Llama3RopeScaling(8, 1, 4, 8192));
+        long count = (long)seq * batch * heads * headDim;
+        var x = t.Random(count, dtype);
+        var g = t.Random(count, dtype);
+        t.Run((k, s) => k.Rope(x.On(s), seq, batch, heads, headDim, rotary, offset, backward: false));
+        t.Run((k, s) => k.Rope(g.On(s), seq, batch, heads, headDim, rotary, offset, backward: true));
+        t.AssertClose(x, $"llama3 rope forward ({dtype})");
+        t.AssertClose(g, $"llama3 rope backward ({dtype})");
     }
 
     [Theory]

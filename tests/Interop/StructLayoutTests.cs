@@ -5,7 +5,7 @@ using ModelParallel.Interop;
 namespace ModelParallel.Tests.Interop;
 
 /// <summary>The blittable structs passed to native code have the sizes and offsets of the C headers
-/// (cublasLt.h, driver_types.h, nccl.h).</summary>
+/// (cublasLt.h, driver_types.h, nccl.h, mp_native.h).</summary>
 public class StructLayoutTests
 {
     [Fact]
@@ -25,6 +25,17 @@ public class StructLayoutTests
         Assert.Equal(64, (int)Marshal.OffsetOf<CublasLtHeuristicResult>(nameof(CublasLtHeuristicResult.WorkspaceSize)));
         Assert.Equal(72, (int)Marshal.OffsetOf<CublasLtHeuristicResult>(nameof(CublasLtHeuristicResult.State)));
         Assert.Equal(76, (int)Marshal.OffsetOf<CublasLtHeuristicResult>(nameof(CublasLtHeuristicResult.WavesCount)));
+    }
+
+    [Fact]
+    public void RopeScalingIsFourDoublesInTheHeadersOrder()
+    {
+        Assert.Equal(32, Unsafe.SizeOf<MpRopeScaling>());
+        Assert.Equal(32, Marshal.SizeOf<MpRopeScaling>());
+        Assert.Equal(0, (int)Marshal.OffsetOf<MpRopeScaling>(nameof(MpRopeScaling.Factor)));
+        Assert.Equal(8, (int)Marshal.OffsetOf<MpRopeScaling>(nameof(MpRopeScaling.LowFreqFactor)));
+        Assert.Equal(16, (int)Marshal.OffsetOf<MpRopeScaling>(nameof(MpRopeScaling.HighFreqFactor)));
+        Assert.Equal(24, (int)Marshal.OffsetOf<MpRopeScaling>(nameof(MpRopeScaling.OriginalMaxPositions)));
     }
 
     [Fact]

@@ -4,7 +4,7 @@ namespace ModelParallel.Runtime.Cpu;
 
 public sealed partial class CpuKernels
 {
-    public void Rope(Tensor x, int seqLen, int batch, int heads, int headDim, float theta, int positionOffset, bool backward)
+    public void Rope(Tensor x, int seqLen, int batch, int heads, int headDim, RotaryEmbedding rotary, int positionOffset, bool backward)
     {
         Positive(seqLen, nameof(seqLen));
         Positive(batch, nameof(batch));
@@ -14,25 +14,27 @@ public sealed partial class CpuKernels
         {
             throw new ArgumentException($"headDim {headDim} must be even for rotary embedding", nameof(headDim));
         }
-        if (!(theta > 0f) || float.IsInfinity(theta))
-        {
-            throw new ArgumentOutOfRangeException(nameof(theta), theta, "theta must be positive and finite");
-        }
+        rotary.Validate(nameof(rotary));
         NonNegative(positionOffset, nameof(positionOffset));
         var xt = Check(x, nameof(x), (long)seqLen * batch * heads * headDim, "seqLen*batch*heads*headDim");
+        var inverseFrequencies = new double[headDim / 2];
+        for (int i = 0; i < inverseFrequencies.Length; i++)
+        {
+            inverseFrequencies[i] = rotary.InverseFrequency(i, headDim);
+        }
         if (IsDouble)
         {
-            Rope<double>(xt, seqLen, batch * heads, headDim, theta, positionOffset, backward);
+            Rope<double>(xt, seqLen, batch * heads, headDim, inverseFrequencies, positionOffset, backward);
         }
         else
         {
-            Rope<float>(xt, seqLen, batch * heads, headDim, theta, positionOffset, backward);
+            Rope<float>(xt, seqLen, batch * heads, headDim, inverseFrequencies, positionOffset, backward);
         }
     }
 
-    /// <summary>Rotates pairs (i, i + half) of every head vector by angle (position * theta^(-2i/headDim)),
+    /// <summary>Rotates pairs (i, i + half) of every head vector by angle (position * inverseFrequencies[i]),
     /// or by its negative for backward. Angles are computed in double.</summary>
-    private static void Rope<T>(CpuTensor x, int seqLen, int vectorsPerPosition, int headDim, float theta,
+    private static void Rope<T>(CpuTensor x, int seqLen, int vectorsPerPosition, int headDim, double[] inverseFrequencies,
         int positionOffset, bool backward)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -47,7 +49,7 @@ public sealed partial class CpuKernels
                 double position = s + positionOffset;
                 for (int i = 0; i < half; i++)
                 {
-                    double angle = position * Math.Pow(theta, -2.0 * i / headDim);
+                    double angle = position * inverseFrequencies[i];
                     cos[i] = T.CreateChecked(Math.Cos(angle));
                     sin[i] = T.CreateChecked(backward ? -Math.Sin(angle) : Math.Sin(angle));
                 }

@@ -166,7 +166,8 @@ public sealed partial class CudaKernels : IKernels
             $"mp_swiglu_bwd({rows} x {cols})");
     }
 
-    public void Rope(Tensor x, int seqLen, int batch, int heads, int headDim, float theta, int positionOffset, bool backward)
+    public unsafe void Rope(Tensor x, int seqLen, int batch, int heads, int headDim, RotaryEmbedding rotary, int positionOffset,
+        bool backward)
     {
         Positive(seqLen, nameof(seqLen));
         Positive(batch, nameof(batch));
@@ -176,15 +177,21 @@ public sealed partial class CudaKernels : IKernels
         {
             throw new ArgumentException($"headDim {headDim} must be even (rotation pairs i and i + headDim/2)", nameof(headDim));
         }
-        if (!(theta > 0) || !float.IsFinite(theta))
-        {
-            throw new ArgumentOutOfRangeException(nameof(theta), theta, "theta must be positive and finite");
-        }
+        rotary.Validate(nameof(rotary));
         ArgumentOutOfRangeException.ThrowIfNegative(positionOffset);
         var tx = Floating(x, nameof(x), (long)seqLen * batch * heads * headDim, "seq x batch x heads x headDim");
+        var llama3 = rotary.Llama3;
+        var scaling = llama3 is null ? default : new MpRopeScaling
+        {
+            Factor = llama3.Factor,
+            LowFreqFactor = llama3.LowFreqFactor,
+            HighFreqFactor = llama3.HighFreqFactor,
+            OriginalMaxPositions = llama3.OriginalMaxPositions,
+        };
         Begin();
-        Native(MpNative.Rope(tx.Pointer, seqLen, batch, heads, headDim, theta, positionOffset, backward ? 1 : 0,
-            NativeDType.Of(tx.DType), Stream), $"mp_rope({seqLen} x {batch} x {heads} x {headDim})");
+        Native(MpNative.Rope(tx.Pointer, seqLen, batch, heads, headDim, rotary.Theta, llama3 is null ? null : &scaling,
+            positionOffset, backward ? 1 : 0, NativeDType.Of(tx.DType), Stream),
+            $"mp_rope({seqLen} x {batch} x {heads} x {headDim}, theta {rotary.Theta}{(llama3 is null ? "" : $", {llama3}")})");
     }
 
     public void EmbeddingForward(Tensor output, Tensor ids, Tensor table, int tokens, int hidden, int vocabStart, int vocabRows)
