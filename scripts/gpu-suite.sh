@@ -4,20 +4,29 @@
 # Before: build the managed code where the .NET SDK is (dotnet build tests/Tests.csproj -c Release) and bring
 # artifacts/ and the runtime tarball .gpu/dotnet-rt.tar.xz (scripts/pack-dotnet-runtime.sh) to the host.
 #
-# usage: scripts/gpu-suite.sh [--sanitize TEST_CLASS] [--bench BENCH_DLL [BENCH_ARGS...]]
+# usage: scripts/gpu-suite.sh [--sanitize TEST_CLASS] [--hf-check DIR] [--bench BENCH_DLL [BENCH_ARGS...]]
 #   --sanitize TEST_CLASS  also run that test class (e.g. ModelParallel.Tests.Gpu.CudaKernelsTests) under
 #                          compute-sanitizer's memcheck
+#   --hf-check DIR         also make a ~1B Llama with transformers in DIR (scripts/hf_llama_reference.py, unless
+#                          DIR/reference.safetensors exists) and check this library's bf16 logits and gradients
+#                          against transformers' float64 ones (mp hf --check)
 #   --bench BENCH_DLL ...  also run a benchmark program (the rest of the arguments are passed to it)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 sanitize=""
+hf_check=""
 bench=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --sanitize)
             [ $# -ge 2 ] || { echo "gpu-suite: --sanitize needs a test class" >&2; exit 2; }
             sanitize="$2"
+            shift 2
+            ;;
+        --hf-check)
+            [ $# -ge 2 ] || { echo "gpu-suite: --hf-check needs a folder" >&2; exit 2; }
+            hf_check="$2"
             shift 2
             ;;
         --bench)
@@ -28,7 +37,7 @@ while [ $# -gt 0 ]; do
             ;;
         *)
             echo "gpu-suite: unknown argument '$1'" >&2
-            echo "usage: scripts/gpu-suite.sh [--sanitize TEST_CLASS] [--bench BENCH_DLL [BENCH_ARGS...]]" >&2
+            echo "usage: scripts/gpu-suite.sh [--sanitize TEST_CLASS] [--hf-check DIR] [--bench BENCH_DLL [BENCH_ARGS...]]" >&2
             exit 2
             ;;
     esac
@@ -73,6 +82,14 @@ if [ -n "$sanitize" ]; then
     echo "=== compute-sanitizer memcheck: $sanitize ==="
     compute-sanitizer --tool memcheck --error-exitcode 3 --target-processes all \
         "$dotnet" "$tests" -class "$sanitize" || status=$?
+fi
+
+if [ -n "$hf_check" ]; then
+    echo "=== Hugging Face Llama in bf16 against transformers in float64: $hf_check ==="
+    if [ ! -f "$hf_check/reference.safetensors" ]; then
+        python3 scripts/hf_llama_reference.py --out "$hf_check" || status=$?
+    fi
+    "$dotnet" artifacts/bin/Cli/release/mp.dll hf "$hf_check" --backend cuda --check "$hf_check/reference.safetensors" || status=$?
 fi
 
 if [ ${#bench[@]} -gt 0 ]; then

@@ -8,9 +8,11 @@ namespace ModelParallel.Cli;
 
 /// <summary>
 /// <c>mp layer --tp N</c>: one transformer layer forward and backward at TP = N on the available backend (GPUs
-/// when CUDA can be used, else threads on the CPU), checked against the same layer at TP = 1 on that backend
-/// (same seeded weights, same input); prints the relative errors, the collectives of each phase and the time
-/// of each phase. Exits 1 when an error exceeds the backend's tolerance.
+/// when CUDA can be used, else threads on the CPU), checked two ways with the same seeded weights and input: against
+/// the CPU reference in float64 at TP = 1 (correctness; skipped, saying so, when the layer is too large for it), and
+/// against the same layer at TP = 1 on the same backend (consistency of the parallel split). Prints the relative
+/// errors, the collectives of each phase and the time of each phase. Exits 1 when an error exceeds the tolerance of
+/// the backend's dtype.
 /// </summary>
 public sealed class LayerVerb : IVerb
 {
@@ -39,10 +41,16 @@ public sealed class LayerVerb : IVerb
         Console.WriteLine($"tokens: {options.Shape}, TP={options.Tp}{(options.SequenceParallel ? ", sequence parallel" : "")}, " +
             $"backend {backend}, {options.Iterations} timed iterations after one warm-up");
         LayerResult reference, result;
+        LayerResult? cpuReference = null;
+        long work = CpuReferenceWork(options);
         try
         {
-            reference = Execute(backend, 1, options);
-            result = Execute(backend, options.Tp, options);
+            reference = Execute(backend, 1, options, DType.Float32);
+            result = Execute(backend, options.Tp, options, DType.Float32);
+            if (work <= CpuReferenceLimit)
+            {
+                cpuReference = Execute(BackendKind.Cpu, 1, options with { Iterations = 0 }, DType.Float64);
+            }
         }
         catch (RankFailedException e) when (e.InnerException is ArgumentException or InvalidOperationException)
         {
@@ -51,14 +59,18 @@ public sealed class LayerVerb : IVerb
         }
         Console.WriteLine($"device: {result.Device}");
         double tol = result.Compute == DType.BFloat16 ? 5e-2 : 1e-4;
-        Console.WriteLine($"relative error against TP=1 (tolerance {Format(tol)}):");
         double worst = 0;
-        foreach (var (what, value, expected) in Comparisons(result, reference))
+        if (cpuReference is null)
         {
-            double err = HostReference.RelativeError(value, expected);
-            worst = double.IsNaN(err) ? double.PositiveInfinity : Math.Max(worst, err);
-            Console.WriteLine($"  {what,-52} {Format(err)}");
+            Console.WriteLine($"CPU float64 reference: skipped, the layer needs about {work:E1} multiply-adds (limit {CpuReferenceLimit:E0})");
         }
+        else
+        {
+            Console.WriteLine($"relative error of TP={options.Tp} on {result.Compute} against the CPU float64 reference at TP=1 (tolerance {Format(tol)}):");
+            worst = PrintErrors(result, cpuReference, worst);
+        }
+        Console.WriteLine($"relative error of TP={options.Tp} against TP=1 on the same backend (tolerance {Format(tol)}):");
+        worst = PrintErrors(result, reference, worst);
         Console.WriteLine("collectives per layer (one forward, one backward, one gradient sync):");
         Console.WriteLine($"  forward        {result.Forward}");
         Console.WriteLine($"  backward       {result.Backward}");
@@ -72,6 +84,32 @@ public sealed class LayerVerb : IVerb
         return ok ? 0 : 1;
     }
 
+    /// <summary>Multiply-adds above which the CPU float64 reference is skipped (about half a minute of CPU).</summary>
+    private const long CpuReferenceLimit = 20_000_000_000;
+
+    /// <summary>Multiply-adds of one forward and backward of the layer at TP=1: three times the forward's GEMMs and attention.</summary>
+    private static long CpuReferenceWork(Options options)
+    {
+        var c = options.Config;
+        long tokens = options.Shape.Tokens, h = c.HiddenSize, hd = c.HeadDim;
+        long qkv = h * (c.AttentionHeads + 2L * c.QueryGroups) * hd, proj = c.AttentionHeads * hd * h;
+        long mlp = h * c.FfnHiddenSize * (c.Activation == MlpActivation.SwiGlu ? 3L : 2L);
+        long attention = 2L * options.Shape.Batch * c.AttentionHeads * options.Shape.Sequence * options.Shape.Sequence * hd;
+        return 3 * (tokens * (qkv + proj + mlp) + attention);
+    }
+
+    /// <summary>Prints each output's error against <paramref name="reference"/>; the largest so far.</summary>
+    private static double PrintErrors(LayerResult result, LayerResult reference, double worst)
+    {
+        foreach (var (what, value, expected) in Comparisons(result, reference))
+        {
+            double err = HostReference.RelativeError(value, expected);
+            worst = double.IsNaN(err) ? double.PositiveInfinity : Math.Max(worst, err);
+            Console.WriteLine($"  {what,-52} {Format(err)}");
+        }
+        return worst;
+    }
+
     private static IEnumerable<(string What, double[] Value, double[] Expected)> Comparisons(LayerResult result, LayerResult reference)
     {
         yield return ("output", result.Output, reference.Output);
@@ -83,10 +121,10 @@ public sealed class LayerVerb : IVerb
     }
 
     /// <summary>Runs the layer at <paramref name="tp"/>; outputs and gradients joined full, times and collectives of rank 0.</summary>
-    private static LayerResult Execute(BackendKind backend, int tp, Options options)
+    private static LayerResult Execute(BackendKind backend, int tp, Options options, DType cpuCompute)
     {
         var ranks = new RankResult[tp];
-        ThreadWorlds.Run(backend, tp, ctx => ranks[ctx.Rank] = RunRank(ctx, options));
+        ThreadWorlds.Run(backend, tp, ctx => ranks[ctx.Rank] = RunRank(ctx, options), cpuCompute);
         var first = ranks[0];
         return new LayerResult(
             first.Device,
@@ -148,6 +186,10 @@ public sealed class LayerVerb : IVerb
 
     private static double Median(List<double> values)
     {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
         var sorted = values.Order().ToArray();
         return sorted[sorted.Length / 2];
     }

@@ -19,6 +19,7 @@ public static class Verbs
         new InfoVerb(),
         new LaunchVerb(),
         new LayerVerb(),
+        new HfVerb(),
         new PlanVerb(),
         new NcclCheckVerb(),
         new SelfTestVerb(),

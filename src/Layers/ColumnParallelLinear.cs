@@ -35,8 +35,12 @@ public sealed class ColumnParallelLinear : IParallelLayer
     /// <param name="outputRowsOfRank">Which rows of the full weight each rank holds, for fused layouts
     /// (gate and up, QKV by query group, where replicated key/value heads give a rank more than output / TP rows);
     /// contiguous blocks when null.</param>
+    /// <param name="sharedWeight">A weight owned by another layer, sharded in contiguous row blocks like this layer's
+    /// (Megatron's output layer reusing the word embeddings): used instead of a weight of its own, left out of
+    /// <see cref="Parameters"/> and not disposed; backward accumulates into its gradient.</param>
     internal ColumnParallelLinear(ParallelContext context, string name, int inputSize, int outputSize, bool bias,
-        bool gatherOutput, bool skipBiasAdd, bool sequenceParallel, LinearActivation activation, Func<int, int[]>? outputRowsOfRank)
+        bool gatherOutput, bool skipBiasAdd, bool sequenceParallel, LinearActivation activation, Func<int, int[]>? outputRowsOfRank,
+        Parameter? sharedWeight = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -64,11 +68,20 @@ public sealed class ColumnParallelLinear : IParallelLayer
         SkipBiasAdd = skipBiasAdd;
         SequenceParallel = sequenceParallel;
         Activation = activation;
-        Weight = new Parameter(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal, shardOf);
+        if (sharedWeight is not null
+            && (outputRowsOfRank is not null || sharedWeight.Rows != outputSize || sharedWeight.Columns != inputSize
+                || sharedWeight.LocalCount != (long)OutputSizePerPartition * inputSize))
+        {
+            throw new ArgumentException(
+                $"{name}: shared weight {sharedWeight.Name} [{sharedWeight.Rows}, {sharedWeight.Columns}] ({sharedWeight.LocalCount} local elements) " +
+                $"does not match [{outputSize}, {inputSize}] split in row blocks over {size} ranks");
+        }
+        Weight = sharedWeight ?? new Parameter(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal, shardOf);
         Bias = bias
             ? new Parameter(context, $"{name}.bias", outputSize, 1, ParameterInit.Zeros, r => shardOf(r) with { Columns = 1 })
             : null;
-        _parameters = Bias is null ? [Weight] : [Weight, Bias];
+        Parameter[] owned = sharedWeight is null ? [Weight] : [];
+        _parameters = Bias is null ? owned : [.. owned, Bias];
         _copyTo = new CopyToTensorParallelRegion(context, name);
         _gatherTokens = new GatherFromSequenceParallelRegion(context, name);
         _gatherOutput = new GatherFromTensorParallelRegion(context, name);

@@ -4,7 +4,8 @@ namespace ModelParallel.Layers;
 
 /// <summary>
 /// Megatron's GPT model: vocab-parallel embedding, transformer layers, final norm, column-parallel output
-/// layer (its own weight, not tied to the embedding) and vocab-parallel cross-entropy. The vocabulary is padded
+/// layer (its own weight, or the embedding table when <see cref="GptConfig.ShareEmbeddingsAndOutputWeights"/>)
+/// and vocab-parallel cross-entropy. The vocabulary is padded
 /// to a multiple of TP; the padded rows of the embedding and output weights are never used (padded logits are
 /// masked). Parameter names follow Megatron's state dict ("embedding.word_embeddings.weight",
 /// "decoder.layers.0.mlp.linear_fc1.weight", "output_layer.weight"); the model's own name is empty.
@@ -29,7 +30,8 @@ public sealed class GptModel : IParallelLayer
             .ToArray();
         FinalNorm = new Norm(context, "decoder.final_layernorm", t.Normalization, t.HiddenSize, t.NormEpsilon, sp);
         OutputLayer = new ColumnParallelLinear(context, "output_layer", t.HiddenSize, PaddedVocabSize, bias: false,
-            gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp);
+            gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp, LinearActivation.None, outputRowsOfRank: null,
+            sharedWeight: config.ShareEmbeddingsAndOutputWeights ? Embedding.Weight : null);
         Loss = new VocabParallelCrossEntropy(context, "loss", PaddedVocabSize, config.VocabSize);
         Parameters = [.. Embedding.Parameters, .. _layers.SelectMany(l => l.Parameters), .. FinalNorm.Parameters, .. OutputLayer.Parameters];
     }
@@ -60,7 +62,16 @@ public sealed class GptModel : IParallelLayer
     /// Loss per token [tokens] (stats dtype; belongs to the model) of predicting <paramref name="targets"/> from
     /// <paramref name="ids"/> (both int32 [tokens], sequence-major, the same on every rank of the group).
     /// </summary>
-    public Tensor Forward(Tensor ids, Tensor targets, TokenShape shape)
+    public Tensor Forward(Tensor ids, Tensor targets, TokenShape shape) =>
+        Loss.Forward(ForwardLogits(ids, shape), targets, shape.Tokens);
+
+    /// <summary>
+    /// This rank's logits [tokens, paddedVocab / TP] (vocabulary entries from rank * paddedVocab / TP; belongs to the
+    /// model) of <paramref name="ids"/> (int32 [tokens], sequence-major, the same on every rank of the group).
+    /// <see cref="Backward"/> needs <see cref="Loss"/>'s forward on them first, as <see cref="Forward"/> does; the loss
+    /// overwrites the padded columns.
+    /// </summary>
+    public Tensor ForwardLogits(Tensor ids, TokenShape shape)
     {
         int rows = Check.SequenceRows(shape, Context.SequenceParallel, Context.TensorParallelSize, "model");
         var x = Embedding.Forward(ids, shape);
@@ -69,12 +80,11 @@ public sealed class GptModel : IParallelLayer
             x = layer.Forward(x, shape);
         }
         var h = FinalNorm.Forward(x, null, rows);
-        var logits = OutputLayer.Forward(h, shape);
-        return Loss.Forward(logits, targets, shape.Tokens);
+        return OutputLayer.Forward(h, shape);
     }
 
     /// <summary>Accumulates every parameter's gradient of <paramref name="lossScale"/> times the summed per-token loss.</summary>
-    public void Backward(float lossScale)
+    public void Backward(double lossScale)
     {
         var dh = OutputLayer.Backward(Loss.Backward(lossScale));
         var dx = FinalNorm.Backward(dh, null);

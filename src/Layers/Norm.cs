@@ -20,12 +20,12 @@ public sealed class Norm : IParallelLayer
     private bool _hasResidual;
     private int _rows;
 
-    public Norm(ParallelContext context, string name, NormKind kind, int hiddenSize, float epsilon, bool sequenceParallel)
+    public Norm(ParallelContext context, string name, NormKind kind, int hiddenSize, double epsilon, bool sequenceParallel)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(hiddenSize);
-        if (!(epsilon > 0f))
+        if (!(epsilon > 0) || !double.IsFinite(epsilon))
         {
             throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, $"{name}: epsilon must be positive");
         }
@@ -66,7 +66,7 @@ public sealed class Norm : IParallelLayer
 
     public int HiddenSize { get; }
 
-    public float Epsilon { get; }
+    public double Epsilon { get; }
 
     public Parameter Weight { get; }
 

@@ -26,21 +26,23 @@ public sealed class ParallelAttention : IParallelLayer
     private readonly TensorSlot _dQkv;
     private Saved? _saved;
 
+    /// <param name="headDim">Width of one head (Megatron's kv_channels, Hugging Face's head_dim); hidden size / heads when null.</param>
     public ParallelAttention(ParallelContext context, string name, int hiddenSize, int heads, int kvHeads, bool bias,
-        float rotaryBase = 10000f)
+        RotaryEmbedding? rotary = null, int? headDim = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(name);
-        if (!(rotaryBase > 1f))
+        var frequencies = rotary ?? new RotaryEmbedding(10000);
+        if (!(frequencies.Theta > 1) || !double.IsFinite(frequencies.Theta))
         {
-            throw new ArgumentOutOfRangeException(nameof(rotaryBase), rotaryBase, $"{name}: rotary base must be greater than 1");
+            throw new ArgumentOutOfRangeException(nameof(rotary), frequencies.Theta, $"{name}: rotary base must be finite and greater than 1");
         }
         int size = context.TensorParallelSize;
-        _layout = new QueryGroupLayout(name, hiddenSize, heads, kvHeads, size);
+        _layout = new QueryGroupLayout(name, hiddenSize, heads, kvHeads, headDim, size);
         Context = context;
         Name = name;
         HiddenSize = hiddenSize;
-        RotaryBase = rotaryBase;
+        Rotary = frequencies;
         bool sp = context.SequenceParallel;
         Qkv = new ColumnParallelLinear(context, $"{name}.linear_qkv", hiddenSize, _layout.FullRows, bias,
             gatherOutput: false, skipBiasAdd: false, sp, LinearActivation.None, _layout.RowsOf);
@@ -87,7 +89,8 @@ public sealed class ParallelAttention : IParallelLayer
     /// <summary>Key/value heads on this rank.</summary>
     public int LocalKvHeads => _layout.LocalGroups;
 
-    public float RotaryBase { get; }
+    /// <summary>The rotary frequencies (theta and any Llama 3.x scaling).</summary>
+    public RotaryEmbedding Rotary { get; }
 
     public ColumnParallelLinear Qkv { get; }
 
@@ -105,8 +108,8 @@ public sealed class ParallelAttention : IParallelLayer
         var v = _v.Get(compute, (long)tokens * groups * hd);
         SplitQkv(qkv, q, k, v, tokens, toQkv: false);
         var kernels = Context.Kernels;
-        kernels.Rope(q, shape.Sequence, shape.Batch, _layout.LocalHeads, hd, new RotaryEmbedding(RotaryBase), 0, backward: false);
-        kernels.Rope(k, shape.Sequence, shape.Batch, groups, hd, new RotaryEmbedding(RotaryBase), 0, backward: false);
+        kernels.Rope(q, shape.Sequence, shape.Batch, _layout.LocalHeads, hd, Rotary, 0, backward: false);
+        kernels.Rope(k, shape.Sequence, shape.Batch, groups, hd, Rotary, 0, backward: false);
         var o = _o.Get(compute, q.Count);
         var lse = _lse.Get(Context.Backend.StatsType, (long)shape.Batch * _layout.LocalHeads * shape.Sequence);
         kernels.AttentionForward(o, lse, q, k, v, attention);
@@ -127,8 +130,8 @@ public sealed class ParallelAttention : IParallelLayer
         var dv = _dv.Get(compute, (long)tokens * groups * hd);
         var kernels = Context.Kernels;
         kernels.AttentionBackward(dq, dk, dv, dO, q, k, v, o, lse, attention);
-        kernels.Rope(dq, attention.SeqLen, attention.Batch, _layout.LocalHeads, hd, new RotaryEmbedding(RotaryBase), 0, backward: true);
-        kernels.Rope(dk, attention.SeqLen, attention.Batch, groups, hd, new RotaryEmbedding(RotaryBase), 0, backward: true);
+        kernels.Rope(dq, attention.SeqLen, attention.Batch, _layout.LocalHeads, hd, Rotary, 0, backward: true);
+        kernels.Rope(dk, attention.SeqLen, attention.Batch, groups, hd, Rotary, 0, backward: true);
         var dQkv = _dQkv.Get(compute, (long)tokens * _layout.LocalRows);
         SplitQkv(dQkv, dq, dk, dv, tokens, toQkv: true);
         return Qkv.Backward(dQkv);

@@ -2,6 +2,10 @@ using ModelParallel.Runtime;
 
 namespace ModelParallel.Layers;
 
+/// <summary>Fills <paramref name="destination"/> with row <paramref name="fullRow"/> of a full weight, from column
+/// <paramref name="firstColumn"/> on.</summary>
+public delegate void RowReader(int fullRow, int firstColumn, Span<double> destination);
+
 /// <summary>
 /// One weight of a layer: this rank's shard of a full [Rows, Columns] weight (in the compute dtype) and
 /// its gradient (in the grad dtype), which backward accumulates into until <see cref="ZeroGrad"/>.
@@ -72,6 +76,22 @@ public sealed class Parameter : IDisposable
         }
         var local = new double[LocalCount];
         _shards[_context.TensorParallelRank].Extract(full, Columns, local);
+        _context.Backend.Upload(Value, local);
+    }
+
+    /// <summary>
+    /// Sets this rank's shard by reading only its part of the full weight: <paramref name="readRow"/> fills its
+    /// destination with row fullRow of the full weight, columns [firstColumn, firstColumn + destination.Length).
+    /// </summary>
+    public void LoadRows(RowReader readRow)
+    {
+        ArgumentNullException.ThrowIfNull(readRow);
+        var shard = _shards[_context.TensorParallelRank];
+        var local = new double[LocalCount];
+        for (int i = 0; i < shard.Rows.Length; i++)
+        {
+            readRow(shard.Rows[i], shard.ColumnStart, local.AsSpan(checked(i * shard.Columns), shard.Columns));
+        }
         _context.Backend.Upload(Value, local);
     }
 

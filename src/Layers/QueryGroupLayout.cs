@@ -9,14 +9,26 @@ namespace ModelParallel.Layers;
 /// </summary>
 internal sealed class QueryGroupLayout
 {
-    public QueryGroupLayout(string layer, int hiddenSize, int heads, int kvHeads, int tensorParallelSize)
+    /// <param name="headDim">Width of one head (Megatron's kv_channels); hidden size / heads when null.</param>
+    public QueryGroupLayout(string layer, int hiddenSize, int heads, int kvHeads, int? headDim, int tensorParallelSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
-        HeadDim = Check.Divide(hiddenSize, heads, $"{layer}: hidden size", "attention heads");
-        if (HeadDim % 2 != 0)
+        if (headDim is { } explicitDim)
         {
-            throw new ArgumentException($"{layer}: head dimension {HeadDim} (hidden size {hiddenSize} / heads {heads}) must be even for rotary embeddings");
+            if (explicitDim <= 0 || explicitDim % 2 != 0)
+            {
+                throw new ArgumentException($"{layer}: head dimension {explicitDim} must be positive and even for rotary embeddings");
+            }
+            HeadDim = explicitDim;
+        }
+        else
+        {
+            HeadDim = Check.Divide(hiddenSize, heads, $"{layer}: hidden size", "attention heads");
+            if (HeadDim % 2 != 0)
+            {
+                throw new ArgumentException($"{layer}: head dimension {HeadDim} (hidden size {hiddenSize} / heads {heads}) must be even for rotary embeddings");
+            }
         }
         QueryHeadsPerGroup = Check.Divide(heads, kvHeads, $"{layer}: attention heads", "key/value heads");
         LocalHeads = Check.Divide(heads, tensorParallelSize, $"{layer}: attention heads");

@@ -24,7 +24,7 @@ public sealed class TransformerLayer : IParallelLayer
         bool sp = context.SequenceParallel;
         InputNorm = new Norm(context, $"{name}.input_layernorm", config.Normalization, config.HiddenSize, config.NormEpsilon, sp);
         Attention = new ParallelAttention(context, $"{name}.self_attention", config.HiddenSize, config.AttentionHeads,
-            config.QueryGroups, config.AddBiasLinear, config.RotaryBase);
+            config.QueryGroups, config.AddBiasLinear, config.Rotary, config.KvChannels);
         PreMlpNorm = new Norm(context, $"{name}.pre_mlp_layernorm", config.Normalization, config.HiddenSize, config.NormEpsilon, sp);
         Mlp = new ParallelMlp(context, $"{name}.mlp", config.HiddenSize, config.FfnHiddenSize, config.Activation, config.AddBiasLinear);
         Parameters = [.. InputNorm.Parameters, .. Attention.Parameters, .. PreMlpNorm.Parameters, .. Mlp.Parameters];

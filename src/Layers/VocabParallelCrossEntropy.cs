@@ -108,7 +108,7 @@ public sealed class VocabParallelCrossEntropy : IParallelLayer
     /// The gradient of <paramref name="scale"/> times the sum of the per-token losses with respect to this rank's
     /// logits [tokens, paddedVocab / TP] (belongs to the layer). scale = 1 / tokens gives the mean loss's gradient.
     /// </summary>
-    public Tensor Backward(float scale)
+    public Tensor Backward(double scale)
     {
         Check.ForwardDone(_saved is not null, Name);
         var (logits, targets, rowMax, sumExp, tokens) = _saved!;

@@ -89,7 +89,7 @@ public interface IKernels
     /// the mean half is unused by RmsNorm). bias only for LayerNorm (may be null).
     /// </summary>
     void NormForward(NormKind kind, Tensor y, Tensor? sum, Tensor stats, Tensor x, Tensor? residual,
-        Tensor weight, Tensor? bias, int rows, int cols, float eps);
+        Tensor weight, Tensor? bias, int rows, int cols, double eps);
 
     /// <summary>
     /// dx = d norm / d x applied to dy, plus dResidual when given (the gradient arriving on the residual
@@ -140,7 +140,7 @@ public interface IKernels
 
     /// <summary>dLogits[r, j] = scale * (softmax[r, j] - [j == targets[r] - vocabStart]).</summary>
     void CrossEntropyBackward(Tensor dLogits, Tensor logits, Tensor rowMax, Tensor sumExp, Tensor targets,
-        int rows, int cols, int vocabStart, float scale);
+        int rows, int cols, int vocabStart, double scale);
 
     /// <summary>
     /// One AdamW step (decoupled weight decay, bias-corrected, step counted from 1) on master weights

@@ -22,7 +22,7 @@ internal sealed record GptRun(
             using var idTensor = TestTensors.UploadInts(ctx.Backend, ids);
             using var targetTensor = TestTensors.UploadInts(ctx.Backend, targets);
             var loss = TestTensors.Download(model.Forward(idTensor, targetTensor, shape));
-            model.Backward(1f / shape.Tokens);
+            model.Backward(1.0 / shape.Tokens);
             model.FinalizeGradients();
             return new GptRun(loss, model.SaveGradients(), model.Communication(CommunicationPhase.Forward),
                 model.Communication(CommunicationPhase.Backward), model.Communication(CommunicationPhase.GradientSync));

@@ -70,7 +70,7 @@ public class GradientCheckTests
             double numeric = (Loss(1) - Loss(-1)) / (2 * Step);
             model.Load(weights);
             model.Forward(idTensor, targetTensor, shape);
-            model.Backward(1f / shape.Tokens);
+            model.Backward(1.0 / shape.Tokens);
             return (GradDot(model.SaveGradients(), direction), numeric);
         })[0];
         AssertClose(analytic, numeric, "GPT");

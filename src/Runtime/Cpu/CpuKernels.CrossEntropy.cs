@@ -60,7 +60,7 @@ public sealed partial class CpuKernels
     }
 
     public void CrossEntropyBackward(Tensor dLogits, Tensor logits, Tensor rowMax, Tensor sumExp, Tensor targets,
-        int rows, int cols, int vocabStart, float scale)
+        int rows, int cols, int vocabStart, double scale)
     {
         Positive(rows, nameof(rows));
         Positive(cols, nameof(cols));
@@ -125,7 +125,7 @@ public sealed partial class CpuKernels
     }
 
     private static void CrossEntropyBackward<T>(CpuTensor dLogits, CpuTensor logits, CpuTensor rowMax, CpuTensor sumExp,
-        CpuTensor targets, int rows, int cols, int vocabStart, float scale)
+        CpuTensor targets, int rows, int cols, int vocabStart, double scale)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         T s = T.CreateChecked(scale);

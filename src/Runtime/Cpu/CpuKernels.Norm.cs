@@ -6,12 +6,12 @@ namespace ModelParallel.Runtime.Cpu;
 public sealed partial class CpuKernels
 {
     public void NormForward(NormKind kind, Tensor y, Tensor? sum, Tensor stats, Tensor x, Tensor? residual,
-        Tensor weight, Tensor? bias, int rows, int cols, float eps)
+        Tensor weight, Tensor? bias, int rows, int cols, double eps)
     {
         CheckNormKind(kind, bias, nameof(bias));
         Positive(rows, nameof(rows));
         Positive(cols, nameof(cols));
-        if (!(eps >= 0f) || float.IsInfinity(eps))
+        if (!(eps >= 0) || double.IsInfinity(eps))
         {
             throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be finite and not negative");
         }
@@ -77,7 +77,7 @@ public sealed partial class CpuKernels
     }
 
     private static void NormForward<T>(NormKind kind, CpuTensor y, CpuTensor? sum, CpuTensor stats, CpuTensor x,
-        CpuTensor? residual, CpuTensor weight, CpuTensor? bias, int rows, int cols, float eps)
+        CpuTensor? residual, CpuTensor weight, CpuTensor? bias, int rows, int cols, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         T n = T.CreateChecked(cols), epsilon = T.CreateChecked(eps);

@@ -62,11 +62,11 @@ public sealed partial class CudaKernels : IKernels
     }
 
     public void NormForward(NormKind kind, Tensor y, Tensor? sum, Tensor stats, Tensor x, Tensor? residual, Tensor weight,
-        Tensor? bias, int rows, int cols, float eps)
+        Tensor? bias, int rows, int cols, double eps)
     {
         Positive(rows, nameof(rows));
         Positive(cols, nameof(cols));
-        if (!(eps > 0) || !float.IsFinite(eps))
+        if (!(eps > 0) || !float.IsFinite((float)eps))
         {
             throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be positive and finite");
         }
@@ -91,7 +91,7 @@ public sealed partial class CudaKernels : IKernels
             ts = null;
         }
         Native(MpNative.NormFwd(NormCode(kind), ty.Pointer, Pointer(ts), tstats.Pointer, tx.Pointer, Pointer(tr), tw.Pointer,
-            Pointer(tb), rows, cols, eps, NativeDType.Of(tx.DType), Stream), $"mp_norm_fwd({kind}, {rows} x {cols})");
+            Pointer(tb), rows, cols, (float)eps, NativeDType.Of(tx.DType), Stream), $"mp_norm_fwd({kind}, {rows} x {cols})");
     }
 
     public void NormBackward(NormKind kind, Tensor dx, Tensor dWeight, Tensor? dBias, Tensor dy, Tensor? dResidual,
@@ -261,12 +261,12 @@ public sealed partial class CudaKernels : IKernels
     }
 
     public void CrossEntropyBackward(Tensor dLogits, Tensor logits, Tensor rowMax, Tensor sumExp, Tensor targets,
-        int rows, int cols, int vocabStart, float scale)
+        int rows, int cols, int vocabStart, double scale)
     {
         Positive(rows, nameof(rows));
         Positive(cols, nameof(cols));
         ArgumentOutOfRangeException.ThrowIfNegative(vocabStart);
-        if (!float.IsFinite(scale))
+        if (!float.IsFinite((float)scale))
         {
             throw new ArgumentOutOfRangeException(nameof(scale), scale, "scale must be finite");
         }
@@ -276,7 +276,7 @@ public sealed partial class CudaKernels : IKernels
         var ts = Arg(sumExp, nameof(sumExp), Stats, rows, "rows");
         var tt = Arg(targets, nameof(targets), DType.Int32, rows, "rows");
         Begin();
-        Native(MpNative.XentBwd(tdl.Pointer, tl.Pointer, tm.Pointer, ts.Pointer, tt.Pointer, rows, cols, vocabStart, scale,
+        Native(MpNative.XentBwd(tdl.Pointer, tl.Pointer, tm.Pointer, ts.Pointer, tt.Pointer, rows, cols, vocabStart, (float)scale,
             NativeDType.Of(tl.DType), Stream), $"mp_xent_bwd({rows} x {cols})");
     }
 
