@@ -23,7 +23,7 @@ public static class Program
         {
             return verb.Run(args[1..]);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or NotSupportedException or IOException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or NotSupportedException or IOException or InvalidDataException)
         {
             Console.Error.WriteLine($"mp {args[0]}: {e.Message}");
             return 2;

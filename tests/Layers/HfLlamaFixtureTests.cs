@@ -67,6 +67,44 @@ public class HfLlamaFixtureTests
         }
     }
 
+    public static TheoryData<string, string> WrongConfigs => new()
+    {
+        { "gqa", "rotary base 10000" },
+        { "gqa", "norm epsilon 1e-4" },
+        { "tied-llama3", "no llama3 scaling" },
+        { "tied-llama3", "rotary base 10000" },
+    };
+
+    /// <summary>The fixtures tell a model with one wrong number from the right one: its logits miss by far more than the tolerance.</summary>
+    [Theory]
+    [MemberData(nameof(WrongConfigs))]
+    public void AWrongConfigMissesTheFixture(string fixture, string wrong)
+    {
+        string folder = Folder(fixture);
+        var config = LlamaConfigJson.Read(folder);
+        var t = config.Transformer;
+        config = config with
+        {
+            Transformer = wrong switch
+            {
+                "rotary base 10000" => t with { RotaryBase = 10000 },
+                "norm epsilon 1e-4" => t with { NormEpsilon = 1e-4 },
+                "no llama3 scaling" => t with { RopeScaling = null },
+                _ => throw new ArgumentOutOfRangeException(nameof(wrong), wrong, "unknown change"),
+            },
+        };
+        using var weights = SafeTensorsCheckpoint.Open(folder);
+        using var reference = SafeTensorsFile.Open(Path.Combine(folder, "reference.safetensors"));
+        var outputs = TestWorld.Cpu(DType.Float64).Collect(1, ctx =>
+        {
+            using var model = new GptModel(new ParallelContext(ctx.Backend, ctx.World), config);
+            LlamaCheckpoint.Load(model, weights);
+            return LlamaRun.ForwardBackward(model, LlamaBatch.Read(reference), backward: false);
+        });
+        double err = Numerics.RelativeError(outputs[0].Logits, ReadAll(reference, "logits"));
+        Assert.True(err > 1e-6, $"{fixture} with {wrong}: logits error {err:E3} should be far above the tolerance {Tol:E0}");
+    }
+
     /// <summary>The configs read from the fixtures are the ones the script wrote (head_dim, GQA, tying, rope).</summary>
     [Fact]
     public void ConfigsReadAsWritten()
