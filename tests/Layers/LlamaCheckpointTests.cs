@@ -105,7 +105,7 @@ public sealed class LlamaCheckpointTests : IDisposable
                 break;
             case "shape":
                 int k = weights.FindIndex(e => e.Name == "model.layers.0.self_attn.k_proj.weight");
-                weights[k] = weights[k] with { Shape = [24, 33], Data = Numerics.RandomArray(rng, 24 * 33) };
+                weights[k] = new SafeTensorEntry(weights[k].Name, SafeTensorsDType.F32, [24, 33], Numerics.RandomArray(rng, 24 * 33));
                 break;
             case "bias":
                 weights.Add(new SafeTensorEntry("model.layers.0.self_attn.q_proj.bias", SafeTensorsDType.F32, [48], Numerics.RandomArray(rng, 48)));
@@ -115,7 +115,7 @@ public sealed class LlamaCheckpointTests : IDisposable
                 break;
             case "integer":
                 int n = weights.FindIndex(e => e.Name == "model.norm.weight");
-                weights[n] = weights[n] with { DType = SafeTensorsDType.I64, Data = Enumerable.Range(1, 32).Select(i => (double)i).ToArray() };
+                weights[n] = new SafeTensorEntry(weights[n].Name, SafeTensorsDType.I64, [32], Enumerable.Range(1, 32).Select(i => (double)i).ToArray());
                 break;
         }
         string path = Path.Combine(_dir, "model.safetensors");

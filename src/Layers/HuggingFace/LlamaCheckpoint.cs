@@ -105,7 +105,8 @@ public static class LlamaCheckpoint
     /// <summary>
     /// Writes <paramref name="model"/> as a Hugging Face model folder (config.json and safetensors shards with an index
     /// when larger than <paramref name="maxShardBytes"/>) in <paramref name="dtype"/>. Every rank of the tensor-parallel
-    /// group must call it (the weights are gathered); rank 0 writes.
+    /// group must call it: each parameter is gathered in turn (a collective), and rank 0 writes it and lets it go, so
+    /// the host holds one full parameter at a time.
     /// </summary>
     public static void Export(GptModel model, string folder, SafeTensorsDType dtype, long maxShardBytes = DefaultShardBytes)
     {
@@ -115,15 +116,35 @@ public static class LlamaCheckpoint
         {
             throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "weights are exported as F64, F32, BF16 or F16");
         }
-        var mappings = LlamaMapping.For(model.Config, model.PaddedVocabSize);
-        var full = model.Save();
+        var parameters = model.Parameters.ToDictionary(p => p.Name);
         if (model.Context.TensorParallelRank != 0)
         {
+            // The gathers rank 0's writer asks for, in the same order.
+            foreach (var p in model.Parameters)
+            {
+                p.Save();
+            }
             return;
         }
-        var hf = LlamaMapping.ToHuggingFace(mappings, full);
-        var entries = LlamaMapping.Tensors(mappings)
-            .Select(t => new SafeTensorEntry(t.Name, dtype, t.Shape, hf[t.Name]));
+        // Mappings follow the model's parameter order, so rank 0's writer gathers the parameters in that order too.
+        string? current = null;
+        Dictionary<string, double[]> hf = [];
+        var entries = new List<SafeTensorEntry>();
+        foreach (var m in LlamaMapping.For(model.Config, model.PaddedVocabSize))
+        {
+            foreach (var t in LlamaMapping.Tensors([m]))
+            {
+                entries.Add(new SafeTensorEntry(t.Name, dtype, t.Shape, () =>
+                {
+                    if (current != m.Parameter)
+                    {
+                        hf = LlamaMapping.ToHuggingFace([m], new Dictionary<string, double[]> { [m.Parameter] = parameters[m.Parameter].Save() });
+                        current = m.Parameter;
+                    }
+                    return hf[t.Name];
+                }));
+            }
+        }
         Directory.CreateDirectory(folder);
         SafeTensorsWriter.WriteSharded(folder, entries, maxShardBytes);
         LlamaConfigJson.Write(model.Config, Path.Combine(folder, "config.json"), dtype: dtype switch

@@ -199,7 +199,7 @@ public static class SafeTensorsWriter
         }
     }
 
-    /// <summary>Bytes of the entry's data, after checking its shape against its data length.</summary>
+    /// <summary>Bytes of the entry's data, from its shape and dtype.</summary>
     private static long DataBytes(string path, SafeTensorEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry.Shape);
@@ -225,17 +225,20 @@ public static class SafeTensorsWriter
         {
             throw new SafeTensorsException(path, entry.Name, $"shape [{string.Join(", ", entry.Shape)}] has more bytes than a long holds");
         }
-        if (count != entry.Data.Length)
-        {
-            throw new SafeTensorsException(path, entry.Name,
-                $"shape [{string.Join(", ", entry.Shape)}] is {count} elements, but the data holds {entry.Data.Length}");
-        }
         return bytes;
     }
 
+    /// <summary>Loads the entry's values, checks their count against its shape and writes them.</summary>
     private static void WriteData(string path, SafeTensorEntry entry, Stream stream, byte[] buffer)
     {
-        var data = entry.Data.Span;
+        var memory = entry.Load();
+        long count = SafeTensorInfo.ElementCount(entry.Shape);
+        if (count != memory.Length)
+        {
+            throw new SafeTensorsException(path, entry.Name,
+                $"shape [{string.Join(", ", entry.Shape)}] is {count} elements, but the data holds {memory.Length}");
+        }
+        var data = memory.Span;
         int size = entry.DType.Size();
         for (int start = 0; start < data.Length; start += ChunkElements)
         {
