@@ -22,7 +22,9 @@ public sealed class ColumnParallelLinear : IParallelLayer
     private readonly TensorSlot _preActivationGrad;
     private readonly TensorSlot _inputGrad;
     private readonly TensorSlot _biasGrad;
+    private readonly DeferredWeightGradients _deferred;
     private Tensor? _input;
+    private Tensor? _weightOutputGrad;
     private int _tokens;
 
     public ColumnParallelLinear(ParallelContext context, string name, int inputSize, int outputSize, bool bias = true,
@@ -91,6 +93,7 @@ public sealed class ColumnParallelLinear : IParallelLayer
         _preActivationGrad = new TensorSlot(backend);
         _inputGrad = new TensorSlot(backend);
         _biasGrad = new TensorSlot(backend);
+        _deferred = new DeferredWeightGradients(name);
     }
 
     public string Name { get; }
@@ -127,6 +130,7 @@ public sealed class ColumnParallelLinear : IParallelLayer
     /// </summary>
     public Tensor Forward(Tensor input, TokenShape shape)
     {
+        _deferred.CheckForward();
         int size = Context.TensorParallelSize;
         int inputRows = Check.SequenceRows(shape, SequenceParallel, size, Name);
         Check.Matrix(input, Context.Backend.Compute, inputRows, InputSize, Name, "input");
@@ -154,11 +158,22 @@ public sealed class ColumnParallelLinear : IParallelLayer
 
     /// <summary>
     /// dX from dY (shaped like forward's Y); accumulates the weight and bias gradients. dX is shaped like X,
-    /// belongs to the layer and is valid until the next backward.
+    /// belongs to the layer and is valid until the next backward. The same as <see cref="Backward(Tensor, bool)"/>
+    /// without deferring.
     /// </summary>
-    public Tensor Backward(Tensor outputGrad)
+    public Tensor Backward(Tensor outputGrad) => Backward(outputGrad, deferWeightGradients: false);
+
+    /// <summary>
+    /// dX from dY, as <see cref="Backward(Tensor)"/>; with <paramref name="deferWeightGradients"/> the weight and bias
+    /// gradients (dA_i += dY_i^T X and the column sums of dY_i, after the GeLU backward when fused) are left for
+    /// <see cref="BackwardWeights"/>, which then accumulates exactly what the fused backward would have. Until then
+    /// dY (the output gradient given here) and X (forward's input) must stay unchanged, and the layer accepts no
+    /// forward or backward.
+    /// </summary>
+    public Tensor Backward(Tensor outputGrad, bool deferWeightGradients)
     {
         Check.ForwardDone(_input is not null, Name);
+        _deferred.CheckBackward();
         var compute = Context.Backend.Compute;
         Check.Matrix(outputGrad, compute, _tokens, GatherOutput ? OutputSize : OutputSizePerPartition, Name, "output gradient");
         var dy = GatherOutput ? _gatherOutput.Backward(outputGrad) : outputGrad;
@@ -171,8 +186,26 @@ public sealed class ColumnParallelLinear : IParallelLayer
         }
         var dx = _inputGrad.Get(compute, (long)_tokens * InputSize);
         kernels.Gemm(dx, dy, Weight.Value, _tokens, InputSize, OutputSizePerPartition, transA: false, transB: false);
+        var inputGrad = SequenceParallel ? _gatherTokens.Backward(dx) : _copyTo.Backward(dx);
+        _weightOutputGrad = dy;
+        _deferred.Defer();
+        if (!deferWeightGradients)
+        {
+            BackwardWeights();
+        }
+        return inputGrad;
+    }
+
+    /// <summary>
+    /// Accumulates the weight and bias gradients of the last backward that deferred them: dA_i += dY_i^T X and
+    /// db_i += column sums of dY_i. Throws when no deferred backward is pending.
+    /// </summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        var dy = _weightOutputGrad!;
+        _weightOutputGrad = null;
         LinearGradients.Accumulate(Context, Weight, Bias, _biasGrad, dy, _input!, _tokens, OutputSizePerPartition, InputSize);
-        return SequenceParallel ? _gatherTokens.Backward(dx) : _copyTo.Backward(dx);
     }
 
     public void Dispose()

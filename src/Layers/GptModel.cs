@@ -13,6 +13,7 @@ namespace ModelParallel.Layers;
 public sealed class GptModel : IParallelLayer
 {
     private readonly TransformerLayer[] _layers;
+    private readonly DeferredWeightGradients _deferred = new("model");
 
     public GptModel(ParallelContext context, GptConfig config)
     {
@@ -73,6 +74,7 @@ public sealed class GptModel : IParallelLayer
     /// </summary>
     public Tensor ForwardLogits(Tensor ids, TokenShape shape)
     {
+        _deferred.CheckForward();
         int rows = Check.SequenceRows(shape, Context.SequenceParallel, Context.TensorParallelSize, "model");
         var x = Embedding.Forward(ids, shape);
         foreach (var layer in _layers)
@@ -84,15 +86,44 @@ public sealed class GptModel : IParallelLayer
     }
 
     /// <summary>Accumulates every parameter's gradient of <paramref name="lossScale"/> times the summed per-token loss.</summary>
-    public void Backward(double lossScale)
+    public void Backward(double lossScale) => Backward(lossScale, deferWeightGradients: false);
+
+    /// <summary>
+    /// As <see cref="Backward(double)"/>; with <paramref name="deferWeightGradients"/> the weight gradients of the
+    /// output layer, of every linear layer and of the embedding table are left for <see cref="BackwardWeights"/>,
+    /// while the loss gradient, the input gradients down to the embedding and the norms' weight gradients (one
+    /// kernel pass with their input gradient) are computed now. With shared embedding and output weights both
+    /// parts accumulate into the one gradient, the output layer's first, as in the fused backward.
+    /// </summary>
+    public void Backward(double lossScale, bool deferWeightGradients)
     {
-        var dh = OutputLayer.Backward(Loss.Backward(lossScale));
+        _deferred.CheckBackward();
+        var dh = OutputLayer.Backward(Loss.Backward(lossScale), deferWeightGradients);
         var dx = FinalNorm.Backward(dh, null);
         for (int i = _layers.Length - 1; i >= 0; i--)
         {
-            dx = _layers[i].Backward(dx);
+            dx = _layers[i].Backward(dx, deferWeightGradients);
         }
-        Embedding.Backward(dx);
+        Embedding.Backward(dx, deferWeightGradients);
+        if (deferWeightGradients)
+        {
+            _deferred.Defer();
+        }
+    }
+
+    /// <summary>
+    /// The weight gradients of the last deferred backward, in the fused backward's order: output layer, transformer
+    /// layers from the last, embedding table. Throws when none is pending.
+    /// </summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        OutputLayer.BackwardWeights();
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            _layers[i].BackwardWeights();
+        }
+        Embedding.BackwardWeights();
     }
 
     public void Dispose()

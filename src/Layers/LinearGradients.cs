@@ -2,7 +2,10 @@ using ModelParallel.Runtime;
 
 namespace ModelParallel.Layers;
 
-/// <summary>The weight-gradient GEMM shared by the linear layers.</summary>
+/// <summary>
+/// The weight-gradient GEMM shared by the linear layers: the part of their backward that a split backward
+/// (<c>Backward(dy, deferWeightGradients: true)</c>, then <c>BackwardWeights()</c>) runs later.
+/// </summary>
 internal static class LinearGradients
 {
     /// <summary>

@@ -103,7 +103,10 @@ public sealed class Norm : IParallelLayer
     /// <summary>
     /// The gradient of the normalised input (x + residual, which is also that of x and of the residual), plus
     /// <paramref name="residualGrad"/>, the gradient arriving on the residual path when given. Accumulates the
-    /// weight (and bias) gradients. The result belongs to the layer.
+    /// weight (and bias) gradients. The result belongs to the layer. There is no split of this backward: the kernel
+    /// computes the weight (and bias) gradients together with dx in one pass over the rows, so a deferred backward of
+    /// the layers around a norm (<see cref="TransformerLayer"/>, <see cref="GptModel"/>) accumulates them in its
+    /// input-gradient part.
     /// </summary>
     public Tensor Backward(Tensor outputGrad, Tensor? residualGrad)
     {

@@ -24,6 +24,7 @@ public sealed class ParallelAttention : IParallelLayer
     private readonly TensorSlot _dk;
     private readonly TensorSlot _dv;
     private readonly TensorSlot _dQkv;
+    private readonly DeferredWeightGradients _deferred;
     private Saved? _saved;
 
     /// <param name="headDim">Width of one head (Megatron's kv_channels, Hugging Face's head_dim); hidden size / heads when null.</param>
@@ -67,6 +68,7 @@ public sealed class ParallelAttention : IParallelLayer
         _dk = new TensorSlot(backend);
         _dv = new TensorSlot(backend);
         _dQkv = new TensorSlot(backend);
+        _deferred = new DeferredWeightGradients(name);
     }
 
     public string Name { get; }
@@ -99,6 +101,7 @@ public sealed class ParallelAttention : IParallelLayer
     /// <summary>[tokens, hidden] (token shard with sequence parallelism) to the same shape; the output belongs to the layer.</summary>
     public Tensor Forward(Tensor input, TokenShape shape)
     {
+        _deferred.CheckForward();
         var qkv = Qkv.Forward(input, shape);
         int tokens = shape.Tokens, hd = _layout.HeadDim, groups = _layout.LocalGroups;
         var attention = new AttentionShape(shape.Batch, shape.Sequence, _layout.LocalHeads, groups, hd, Causal: true);
@@ -118,12 +121,21 @@ public sealed class ParallelAttention : IParallelLayer
     }
 
     /// <summary>Input gradient from output gradient; accumulates the QKV and projection gradients.</summary>
-    public Tensor Backward(Tensor outputGrad)
+    public Tensor Backward(Tensor outputGrad) => Backward(outputGrad, deferWeightGradients: false);
+
+    /// <summary>
+    /// Input gradient from output gradient, as <see cref="Backward(Tensor)"/>; with <paramref name="deferWeightGradients"/>
+    /// the projection's and QKV's weight and bias gradients are left for <see cref="BackwardWeights"/>. The
+    /// projection's X is the attention output and QKV's dY the fused dQKV, both kept in the layer's buffers, which no
+    /// other call writes until then; the output gradient given here (the projection's dY) must stay unchanged.
+    /// </summary>
+    public Tensor Backward(Tensor outputGrad, bool deferWeightGradients)
     {
         Check.ForwardDone(_saved is not null, Name);
+        _deferred.CheckBackward();
         var (q, k, v, o, lse, attention) = _saved!;
         int tokens = attention.Batch * attention.SeqLen, hd = _layout.HeadDim, groups = _layout.LocalGroups;
-        var dO = Proj.Backward(outputGrad);
+        var dO = Proj.Backward(outputGrad, deferWeightGradients);
         var compute = Context.Backend.Compute;
         var dq = _dq.Get(compute, (long)tokens * _layout.LocalHeads * hd);
         var dk = _dk.Get(compute, (long)tokens * groups * hd);
@@ -134,7 +146,20 @@ public sealed class ParallelAttention : IParallelLayer
         kernels.Rope(dk, attention.SeqLen, attention.Batch, groups, hd, Rotary, 0, backward: true);
         var dQkv = _dQkv.Get(compute, (long)tokens * _layout.LocalRows);
         SplitQkv(dQkv, dq, dk, dv, tokens, toQkv: true);
-        return Qkv.Backward(dQkv);
+        var dx = Qkv.Backward(dQkv, deferWeightGradients);
+        if (deferWeightGradients)
+        {
+            _deferred.Defer();
+        }
+        return dx;
+    }
+
+    /// <summary>The projection's then QKV's weight and bias gradients of the last deferred backward; throws when none is pending.</summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        Proj.BackwardWeights();
+        Qkv.BackwardWeights();
     }
 
     /// <summary>

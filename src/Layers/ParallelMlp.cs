@@ -13,6 +13,7 @@ public sealed class ParallelMlp : IParallelLayer
 {
     private readonly TensorSlot _activated;
     private readonly TensorSlot _activatedGrad;
+    private readonly DeferredWeightGradients _deferred;
     private Tensor? _fc1Output;
     private int _tokens;
 
@@ -41,6 +42,7 @@ public sealed class ParallelMlp : IParallelLayer
         Parameters = [.. Fc1.Parameters, .. Fc2.Parameters];
         _activated = new TensorSlot(context.Backend);
         _activatedGrad = new TensorSlot(context.Backend);
+        _deferred = new DeferredWeightGradients(name);
     }
 
     public string Name { get; }
@@ -64,6 +66,7 @@ public sealed class ParallelMlp : IParallelLayer
     /// <summary>[tokens, hidden] (token shard with sequence parallelism) to the same shape; the output belongs to the layer.</summary>
     public Tensor Forward(Tensor input, TokenShape shape)
     {
+        _deferred.CheckForward();
         var h = Fc1.Forward(input, shape);
         if (Activation == MlpActivation.SwiGlu)
         {
@@ -76,16 +79,39 @@ public sealed class ParallelMlp : IParallelLayer
     }
 
     /// <summary>Input gradient from output gradient; accumulates fc1's and fc2's gradients.</summary>
-    public Tensor Backward(Tensor outputGrad)
+    public Tensor Backward(Tensor outputGrad) => Backward(outputGrad, deferWeightGradients: false);
+
+    /// <summary>
+    /// Input gradient from output gradient, as <see cref="Backward(Tensor)"/>; with <paramref name="deferWeightGradients"/>
+    /// fc2's and fc1's weight and bias gradients are left for <see cref="BackwardWeights"/>. fc1's dY is the
+    /// activation backward's output (the SwiGLU gradient of gate and up, or the GeLU gradient inside fc1), kept in
+    /// the layer's buffers, which no other call writes until then; the output gradient given here (fc2's dY) must
+    /// stay unchanged.
+    /// </summary>
+    public Tensor Backward(Tensor outputGrad, bool deferWeightGradients)
     {
-        var dh = Fc2.Backward(outputGrad);
+        _deferred.CheckBackward();
+        var dh = Fc2.Backward(outputGrad, deferWeightGradients);
         if (Activation == MlpActivation.SwiGlu)
         {
             var dGateUp = _activatedGrad.Get(Context.Backend.Compute, (long)_tokens * 2 * FfnPerPartition);
             Context.Kernels.SwigluBackward(dGateUp, dh, _fc1Output!, _tokens, FfnPerPartition);
             dh = dGateUp;
         }
-        return Fc1.Backward(dh);
+        var dx = Fc1.Backward(dh, deferWeightGradients);
+        if (deferWeightGradients)
+        {
+            _deferred.Defer();
+        }
+        return dx;
+    }
+
+    /// <summary>fc2's then fc1's weight and bias gradients of the last deferred backward; throws when none is pending.</summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        Fc2.BackwardWeights();
+        Fc1.BackwardWeights();
     }
 
     /// <summary>Rows of the fused [gate; up] weight that rank <paramref name="rank"/> holds: its block of each half.</summary>

@@ -20,7 +20,9 @@ public sealed class RowParallelLinear : IParallelLayer
     private readonly TensorSlot _partial;
     private readonly TensorSlot _inputGrad;
     private readonly TensorSlot _biasGrad;
+    private readonly DeferredWeightGradients _deferred;
     private Tensor? _input;
+    private Tensor? _weightOutputGrad;
     private int _tokens;
     private int _outputRows;
 
@@ -54,6 +56,7 @@ public sealed class RowParallelLinear : IParallelLayer
         _partial = new TensorSlot(context.Backend);
         _inputGrad = new TensorSlot(context.Backend);
         _biasGrad = new TensorSlot(context.Backend);
+        _deferred = new DeferredWeightGradients(name);
     }
 
     public string Name { get; }
@@ -85,6 +88,7 @@ public sealed class RowParallelLinear : IParallelLayer
     /// </summary>
     public Tensor Forward(Tensor input, TokenShape shape)
     {
+        _deferred.CheckForward();
         int size = Context.TensorParallelSize;
         int tokens = shape.Tokens;
         _outputRows = Check.SequenceRows(shape, SequenceParallel, size, Name);
@@ -105,18 +109,47 @@ public sealed class RowParallelLinear : IParallelLayer
 
     /// <summary>
     /// dX from dY (shaped like forward's Y); accumulates the weight and bias gradients. dX is shaped like X,
-    /// belongs to the layer and is valid until the next backward.
+    /// belongs to the layer and is valid until the next backward. The same as <see cref="Backward(Tensor, bool)"/>
+    /// without deferring.
     /// </summary>
-    public Tensor Backward(Tensor outputGrad)
+    public Tensor Backward(Tensor outputGrad) => Backward(outputGrad, deferWeightGradients: false);
+
+    /// <summary>
+    /// dX from dY, as <see cref="Backward(Tensor)"/>; with <paramref name="deferWeightGradients"/> the weight and bias
+    /// gradients (dA_i += dY^T X_i and the column sums of dY, dY all-gathered with sequence parallelism) are left for
+    /// <see cref="BackwardWeights"/>, which then accumulates exactly what the fused backward would have. Until then
+    /// dY (the output gradient given here) and X (forward's input) must stay unchanged, and the layer accepts no
+    /// forward or backward.
+    /// </summary>
+    public Tensor Backward(Tensor outputGrad, bool deferWeightGradients)
     {
         Check.ForwardDone(_input is not null, Name);
+        _deferred.CheckBackward();
         var compute = Context.Backend.Compute;
         Check.Matrix(outputGrad, compute, _outputRows, OutputSize, Name, "output gradient");
         var dy = SequenceParallel ? _reduceScatterOutput.Backward(outputGrad) : _reduceOutput.Backward(outputGrad);
         var dx = _inputGrad.Get(compute, (long)_tokens * InputSizePerPartition);
         Context.Kernels.Gemm(dx, dy, Weight.Value, _tokens, InputSizePerPartition, OutputSize, transA: false, transB: false);
+        var inputGrad = InputIsParallel ? dx : _scatterInput.Backward(dx);
+        _weightOutputGrad = dy;
+        _deferred.Defer();
+        if (!deferWeightGradients)
+        {
+            BackwardWeights();
+        }
+        return inputGrad;
+    }
+
+    /// <summary>
+    /// Accumulates the weight and bias gradients of the last backward that deferred them: dA_i += dY^T X_i and
+    /// db += column sums of dY. Throws when no deferred backward is pending.
+    /// </summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        var dy = _weightOutputGrad!;
+        _weightOutputGrad = null;
         LinearGradients.Accumulate(Context, Weight, Bias, _biasGrad, dy, _input!, _tokens, OutputSize, InputSizePerPartition);
-        return InputIsParallel ? dx : _scatterInput.Backward(dx);
     }
 
     public void Dispose()

@@ -11,6 +11,7 @@ namespace ModelParallel.Layers;
 public sealed class TransformerLayer : IParallelLayer
 {
     private readonly TensorSlot _output;
+    private readonly DeferredWeightGradients _deferred;
     private int _rows;
 
     public TransformerLayer(ParallelContext context, string name, TransformerConfig config)
@@ -29,6 +30,7 @@ public sealed class TransformerLayer : IParallelLayer
         Mlp = new ParallelMlp(context, $"{name}.mlp", config.HiddenSize, config.FfnHiddenSize, config.Activation, config.AddBiasLinear);
         Parameters = [.. InputNorm.Parameters, .. Attention.Parameters, .. PreMlpNorm.Parameters, .. Mlp.Parameters];
         _output = new TensorSlot(context.Backend);
+        _deferred = new DeferredWeightGradients(name);
     }
 
     public string Name { get; }
@@ -53,6 +55,7 @@ public sealed class TransformerLayer : IParallelLayer
     /// </summary>
     public Tensor Forward(Tensor input, TokenShape shape)
     {
+        _deferred.CheckForward();
         int rows = Check.SequenceRows(shape, Context.SequenceParallel, Context.TensorParallelSize, Name);
         Check.Matrix(input, Context.Backend.Compute, rows, Config.HiddenSize, Name, "input");
         var h1 = InputNorm.Forward(input, null, rows);
@@ -66,14 +69,36 @@ public sealed class TransformerLayer : IParallelLayer
     }
 
     /// <summary>dx from dy (shaped like x); accumulates every parameter gradient. dx belongs to the layer.</summary>
-    public Tensor Backward(Tensor outputGrad)
+    public Tensor Backward(Tensor outputGrad) => Backward(outputGrad, deferWeightGradients: false);
+
+    /// <summary>
+    /// dx from dy, as <see cref="Backward(Tensor)"/>; with <paramref name="deferWeightGradients"/> the linear layers'
+    /// weight and bias gradients (MLP and attention) are left for <see cref="BackwardWeights"/>. The norms' weight
+    /// (and bias) gradients are accumulated here all the same: their kernel computes them with dx in one pass over
+    /// the rows. The output gradient given here (the MLP's dY) must stay unchanged until then.
+    /// </summary>
+    public Tensor Backward(Tensor outputGrad, bool deferWeightGradients)
     {
         Check.ForwardDone(_rows > 0, Name);
+        _deferred.CheckBackward();
         Check.Matrix(outputGrad, Context.Backend.Compute, _rows, Config.HiddenSize, Name, "output gradient");
-        var dh2 = Mlp.Backward(outputGrad);
+        var dh2 = Mlp.Backward(outputGrad, deferWeightGradients);
         var dr = PreMlpNorm.Backward(dh2, outputGrad);
-        var dh1 = Attention.Backward(dr);
-        return InputNorm.Backward(dh1, dr);
+        var dh1 = Attention.Backward(dr, deferWeightGradients);
+        var dx = InputNorm.Backward(dh1, dr);
+        if (deferWeightGradients)
+        {
+            _deferred.Defer();
+        }
+        return dx;
+    }
+
+    /// <summary>The MLP's then attention's weight and bias gradients of the last deferred backward; throws when none is pending.</summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        Mlp.BackwardWeights();
+        Attention.BackwardWeights();
     }
 
     public void Dispose()

@@ -15,7 +15,9 @@ public sealed class VocabParallelEmbedding : IParallelLayer
     private readonly ReduceFromTensorParallelRegion _reduce;
     private readonly ReduceScatterToSequenceParallelRegion _reduceScatter;
     private readonly TensorSlot _output;
+    private readonly DeferredWeightGradients _deferred;
     private Tensor? _ids;
+    private Tensor? _weightOutputGrad;
     private int _tokens;
     private int _outputRows;
 
@@ -38,6 +40,7 @@ public sealed class VocabParallelEmbedding : IParallelLayer
         _reduce = new ReduceFromTensorParallelRegion(context, name);
         _reduceScatter = new ReduceScatterToSequenceParallelRegion(context, name);
         _output = new TensorSlot(context.Backend);
+        _deferred = new DeferredWeightGradients(name);
     }
 
     /// <summary>The smallest multiple of <paramref name="tensorParallelSize"/> that holds <paramref name="vocabSize"/> entries.</summary>
@@ -75,6 +78,7 @@ public sealed class VocabParallelEmbedding : IParallelLayer
     /// </summary>
     public Tensor Forward(Tensor ids, TokenShape shape)
     {
+        _deferred.CheckForward();
         int tokens = shape.Tokens;
         int outputRows = Check.SequenceRows(shape, SequenceParallel, Context.TensorParallelSize, Name);
         Check.Matrix(ids, DType.Int32, tokens, 1, Name, "ids");
@@ -87,11 +91,33 @@ public sealed class VocabParallelEmbedding : IParallelLayer
     }
 
     /// <summary>Accumulates the table gradient from the output gradient (shaped like forward's output).</summary>
-    public void Backward(Tensor outputGrad)
+    public void Backward(Tensor outputGrad) => Backward(outputGrad, deferWeightGradients: false);
+
+    /// <summary>
+    /// As <see cref="Backward(Tensor)"/>; with <paramref name="deferWeightGradients"/> only the output gradient's
+    /// communication (the all-gather from token shards with sequence parallelism) runs now and the accumulation into
+    /// the table gradient is left for <see cref="BackwardWeights"/>. Until then the output gradient given here and
+    /// the ids must stay unchanged, and the layer accepts no forward or backward.
+    /// </summary>
+    public void Backward(Tensor outputGrad, bool deferWeightGradients)
     {
         Check.ForwardDone(_ids is not null, Name);
+        _deferred.CheckBackward();
         Check.Matrix(outputGrad, Context.Backend.Compute, _outputRows, HiddenSize, Name, "output gradient");
-        var dy = SequenceParallel ? _reduceScatter.Backward(outputGrad) : _reduce.Backward(outputGrad);
+        _weightOutputGrad = SequenceParallel ? _reduceScatter.Backward(outputGrad) : _reduce.Backward(outputGrad);
+        _deferred.Defer();
+        if (!deferWeightGradients)
+        {
+            BackwardWeights();
+        }
+    }
+
+    /// <summary>Accumulates the table gradient of the last backward that deferred it; throws when none is pending.</summary>
+    public void BackwardWeights()
+    {
+        _deferred.Take();
+        var dy = _weightOutputGrad!;
+        _weightOutputGrad = null;
         Context.Kernels.EmbeddingBackward(Weight.Grad, dy, _ids!, _tokens, HiddenSize, VocabStart, VocabPerPartition);
     }
 
