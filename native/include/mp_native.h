@@ -132,6 +132,8 @@ MP_API int mp_adamw_step(float* master, void* model, int model_dtype, const floa
 
 /* ---- elementwise ---- */
 MP_API int mp_add(void* y, const void* a, const void* b, int64_t count, int dtype, void* stream);
+/* y = max(a, b) elementwise; NaN in either input gives NaN. y may alias a or b. */
+MP_API int mp_elementwise_max(void* y, const void* a, const void* b, int64_t count, int dtype, void* stream);
 /* y += alpha * x, with y and x in their own dtypes. */
 MP_API int mp_axpy(void* y, int y_dtype, float alpha, const void* x, int x_dtype, int64_t count, void* stream);
 /* y [rows, cols] += bias [cols]. */

@@ -1,4 +1,4 @@
-// add, axpy, add_bias, bias_grad, fill, convert.
+// add, elementwise max, axpy, add_bias, bias_grad, fill, convert.
 #include "pointwise.cuh"
 
 namespace mp {
@@ -15,6 +15,26 @@ struct AddOp {
         Vec<T, M> out;
 #pragma unroll
         for (int k = 0; k < M; ++k) out.v[k] = from_float<T>(to_float(va.v[k]) + to_float(vb.v[k]));
+        store_vec<M>(y + i, out);
+    }
+};
+
+// y = max(a, b); a NaN in either input gives NaN (fmaxf would drop it), so that a broken input is not hidden.
+// Exact in every dtype: the larger input is returned unchanged.
+template <typename T>
+struct MaxOp {
+    T* y;
+    const T* a;
+    const T* b;
+    template <int M>
+    __device__ void apply(int64_t i) const {
+        const Vec<T, M> va = load_vec<M>(a + i), vb = load_vec<M>(b + i);
+        Vec<T, M> out;
+#pragma unroll
+        for (int k = 0; k < M; ++k) {
+            const float x = to_float(va.v[k]), z = to_float(vb.v[k]);
+            out.v[k] = (x > z || x != x) ? va.v[k] : vb.v[k];  // x != x: x is NaN
+        }
         store_vec<M>(y + i, out);
     }
 };
@@ -129,6 +149,14 @@ int add_typed(TypeTag<T>, void* y, const void* a, const void* b, int64_t count, 
                                        count, vec, stream);
 }
 
+template <typename T>
+int max_typed(TypeTag<T>, void* y, const void* a, const void* b, int64_t count, cudaStream_t stream) {
+    const bool vec = aligned_to(y, 16) && aligned_to(a, 16) && aligned_to(b, 16);
+    return launch_pointwise<kVec16<T>>("max_kernel",
+                                       MaxOp<T>{static_cast<T*>(y), static_cast<const T*>(a), static_cast<const T*>(b)},
+                                       count, vec, stream);
+}
+
 template <typename X, typename Y>
 int axpy_typed(TypeTag<X>, TypeTag<Y>, void* y, float alpha, const void* x, int64_t count, cudaStream_t stream) {
     constexpr int N = kVec16<Y> < kVec16<X> ? kVec16<Y> : kVec16<X>;
@@ -206,6 +234,15 @@ extern "C" MP_API int mp_add(void* y, const void* a, const void* b, int64_t coun
     MP_REQUIRE(count >= 0, "mp_add: count %lld is negative", static_cast<long long>(count));
     MP_REQUIRE(count == 0 || (y && a && b), "mp_add: null pointer (y=%p a=%p b=%p)", y, a, b);
     MP_DISPATCH_FLOAT(dtype, "mp_add", add_typed, y, a, b, count, static_cast<cudaStream_t>(stream));
+    MP_EXPORT_END
+}
+
+extern "C" MP_API int mp_elementwise_max(void* y, const void* a, const void* b, int64_t count, int dtype,
+                                          void* stream) {
+    MP_EXPORT_BEGIN
+    MP_REQUIRE(count >= 0, "mp_elementwise_max: count %lld is negative", static_cast<long long>(count));
+    MP_REQUIRE(count == 0 || (y && a && b), "mp_elementwise_max: null pointer (y=%p a=%p b=%p)", y, a, b);
+    MP_DISPATCH_FLOAT(dtype, "mp_elementwise_max", max_typed, y, a, b, count, static_cast<cudaStream_t>(stream));
     MP_EXPORT_END
 }
 

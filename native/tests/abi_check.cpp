@@ -36,6 +36,7 @@ MP_EXPECT(mp_xent_bwd,
 MP_EXPECT(mp_adamw_step, int (*)(float*, void*, int, const float*, float*, float*, int64_t, float, float, float, float,
                                  float, int, void*));
 MP_EXPECT(mp_add, int (*)(void*, const void*, const void*, int64_t, int, void*));
+MP_EXPECT(mp_elementwise_max, int (*)(void*, const void*, const void*, int64_t, int, void*));
 MP_EXPECT(mp_axpy, int (*)(void*, int, float, const void*, int, int64_t, void*));
 MP_EXPECT(mp_add_bias, int (*)(void*, const void*, int, int, int, void*));
 MP_EXPECT(mp_bias_grad, int (*)(float*, const void*, int, int, int, void*));

@@ -84,6 +84,9 @@ internal static unsafe partial class MpNative
     [LibraryImport(Library, EntryPoint = "mp_add")]
     public static partial int Add(nint y, nint a, nint b, long count, int dtype, nint stream);
 
+    [LibraryImport(Library, EntryPoint = "mp_elementwise_max")]
+    public static partial int ElementwiseMax(nint y, nint a, nint b, long count, int dtype, nint stream);
+
     [LibraryImport(Library, EntryPoint = "mp_axpy")]
     public static partial int Axpy(nint y, int yDtype, float alpha, nint x, int xDtype, long count, nint stream);
 

@@ -26,6 +26,14 @@ public static class ThreadWorlds
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="body"/> on <paramref name="ranks"/> ranks that all share GPU 0, each with its own backend and
+    /// stream, exchanging by device copies ordered with CUDA events (<see cref="SameDeviceWorld"/>): the CUDA code paths
+    /// of a multi-rank world on a machine with one GPU. <see cref="Run"/> with <see cref="BackendKind.Cuda"/> instead
+    /// puts each rank on its own GPU with NCCL. The first failure is rethrown after the other ranks stop.
+    /// </summary>
+    public static void RunOnOneDevice(int ranks, Action<RankContext> body) => SameDeviceWorld.Run(ranks, body);
+
     /// <summary>GPUs this process can use (0, never an exception, when there are none).</summary>
     public static int CudaDeviceCount() => CudaBackend.TryGetDeviceCount(out int count, out _) ? count : 0;
 }

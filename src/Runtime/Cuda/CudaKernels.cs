@@ -333,6 +333,22 @@ public sealed partial class CudaKernels : IKernels
         Native(MpNative.Add(ty.Pointer, ta.Pointer, tb.Pointer, ta.Count, NativeDType.Of(ta.DType), Stream), $"mp_add({ta.Count})");
     }
 
+    /// <summary>y = max(a, b) element by element (Float32 or BFloat16; a NaN in either input gives NaN); y may be a or b.
+    /// Used by the reductions of <see cref="SameDeviceCommunicator"/>.</summary>
+    internal void Max(Tensor y, Tensor a, Tensor b)
+    {
+        var ta = Floating(a, nameof(a));
+        var tb = Like(b, nameof(b), ta, ta.Count, "a.Count");
+        var ty = Like(y, nameof(y), ta, ta.Count, "a.Count");
+        if (ta.Count == 0)
+        {
+            return;
+        }
+        Begin();
+        Native(MpNative.ElementwiseMax(ty.Pointer, ta.Pointer, tb.Pointer, ta.Count, NativeDType.Of(ta.DType), Stream),
+            $"mp_elementwise_max({ta.Count})");
+    }
+
     public void Axpy(Tensor y, float alpha, Tensor x)
     {
         var tx = Floating(x, nameof(x));
