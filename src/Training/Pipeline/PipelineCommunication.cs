@@ -9,11 +9,14 @@ namespace ModelParallel.Training.Pipeline;
 /// and completing together once every peer has posted its side (ncclGroupStart/End, torch's batch_isend_irecv,
 /// with blocking completion). Placing each receive right before its consumer is not enough for that contract:
 /// in interleaved 1F1B every rank can sit in a send whose receiver is itself sending (a ring of rendezvous). So
-/// every transfer is given a time: the end of its producer when the compute-only schedule is simulated with
-/// <c>placement</c> costs (default F = I = W = 1, B = 2, free transfers). The send goes right after its producer;
-/// the receive goes before the first action of its rank that starts at or after that time, i.e. it is posted as
-/// soon as the data exists, which is Megatron's "receive the next input with this step's send". Within a group
-/// sends come first. <see cref="ScheduleSimulator"/> proves a lowered schedule completes; the tests do so over the
+/// the compute-only schedule is first simulated with <c>placement</c> costs (default F = I = W = 1, B = 2, free
+/// transfers), and each transfer goes where both ranks are between actions at the same moment, at or after the
+/// producer's end and not after the consumer's start: neither side waits, and with those costs the lowered
+/// schedule keeps the compute-only timeline (GPipe, 1F1B and ZB-H1 over the whole test grid). When there is no such
+/// moment (interleaved 1F1B, whose ranks rarely pause) the send goes right after its producer and the receive before
+/// the first action of its rank starting at or after the producer's end; the rendezvous then stalls a rank now and
+/// then, so its bubble can exceed the compute-only one. Within a group sends come first.
+/// <see cref="ScheduleSimulator"/> proves a lowered schedule completes; the tests do so over the
 /// whole grid of generated schedules.</para>
 /// </summary>
 public static class PipelineCommunication
@@ -51,18 +54,26 @@ public static class PipelineCommunication
                 var a = compute.Actions[r][j];
                 double produced = timed[r][j].End;
                 int s = a.Stage, mb = a.MicroBatch;
+                PipelineAction send, recv;
+                (ActionKind, int, int) consumerKey;
                 if (a.Kind == ActionKind.Forward && s < last && compute.RankOfStage(s + 1) != r)
                 {
-                    sends[r][j + 1].Add(new(ActionKind.SendActivation, s, mb));
-                    var (to, consumer) = where[(ActionKind.Forward, s + 1, mb)];
-                    recvs[to][FirstStartingAt(timed[to], produced, consumer)].Add(new(ActionKind.RecvActivation, s + 1, mb));
+                    (send, recv) = (new(ActionKind.SendActivation, s, mb), new(ActionKind.RecvActivation, s + 1, mb));
+                    consumerKey = (ActionKind.Forward, s + 1, mb);
                 }
                 else if (a.Kind is ActionKind.Backward or ActionKind.BackwardInput && s > 0 && compute.RankOfStage(s - 1) != r)
                 {
-                    sends[r][j + 1].Add(new(ActionKind.SendGradient, s, mb));
-                    var (to, consumer) = where[(ActionKind.Backward, s - 1, mb)];
-                    recvs[to][FirstStartingAt(timed[to], produced, consumer)].Add(new(ActionKind.RecvGradient, s - 1, mb));
+                    (send, recv) = (new(ActionKind.SendGradient, s, mb), new(ActionKind.RecvGradient, s - 1, mb));
+                    consumerKey = (ActionKind.Backward, s - 1, mb);
                 }
+                else
+                {
+                    continue;
+                }
+                var (to, consumer) = where[consumerKey];
+                var (sendSlot, recvSlot) = Place(timed[r], j, timed[to], consumer);
+                sends[r][sendSlot].Add(send);
+                recvs[to][recvSlot].Add(recv);
             }
         }
 
@@ -87,16 +98,43 @@ public static class PipelineCommunication
     private static List<PipelineAction>[][] Slots(PipelineSchedule s) =>
         [.. s.Actions.Select(a => Enumerable.Range(0, a.Count + 1).Select(_ => new List<PipelineAction>()).ToArray())];
 
-    /// <summary>Index of the first action of a rank starting at or after <paramref name="time"/>, at most the consumer's.</summary>
-    private static int FirstStartingAt(IReadOnlyList<TimedAction> timeline, double time, int consumer)
+    /// <summary>
+    /// The slots (index of the action a communication goes before) of one transfer: the earliest moment at or after
+    /// the producer's end, and not after the consumer's start, when both ranks are between actions in the simulated
+    /// compute-only timeline; then neither waits for the other. When there is none, the send goes right after the
+    /// producer and the receive before the first action of its rank starting at or after the producer's end.
+    /// </summary>
+    private static (int Send, int Recv) Place(IReadOnlyList<TimedAction> sender, int producer,
+        IReadOnlyList<TimedAction> receiver, int consumer)
     {
-        for (int j = 0; j < consumer; j++)
+        const double Slack = 1e-9;
+        double produced = sender[producer].End;
+        double deadline = receiver[consumer].Start;
+        int x = producer + 1, y = 0;
+        while (x <= sender.Count && y <= consumer)
         {
-            if (timeline[j].Start >= time)
+            // Between actions x - 1 and x on the sender, y - 1 and y on the receiver.
+            double sendFrom = sender[x - 1].End, sendTo = x < sender.Count ? sender[x].Start : double.PositiveInfinity;
+            double recvFrom = y == 0 ? 0 : receiver[y - 1].End, recvTo = receiver[y].Start;
+            double from = Math.Max(Math.Max(sendFrom, recvFrom), produced);
+            if (from <= Math.Min(Math.Min(sendTo, recvTo), deadline) + Slack)
             {
-                return j;
+                return (x, y);
+            }
+            if (sendTo < recvTo)
+            {
+                x++;
+            }
+            else
+            {
+                y++;
             }
         }
-        return consumer;
+        int fallback = 0;
+        while (fallback < consumer && receiver[fallback].Start < produced)
+        {
+            fallback++;
+        }
+        return (producer + 1, fallback);
     }
 }
