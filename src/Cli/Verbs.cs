@@ -20,6 +20,7 @@ public static class Verbs
         new LaunchVerb(),
         new LayerVerb(),
         new HfVerb(),
+        new PipelineVerb(),
         new PlanVerb(),
         new NcclCheckVerb(),
         new SelfTestVerb(),

@@ -78,9 +78,9 @@ public sealed class ColumnParallelLinear : IParallelLayer
                 $"{name}: shared weight {sharedWeight.Name} [{sharedWeight.Rows}, {sharedWeight.Columns}] ({sharedWeight.LocalCount} local elements) " +
                 $"does not match [{outputSize}, {inputSize}] split in row blocks over {size} ranks");
         }
-        Weight = sharedWeight ?? new Parameter(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal, shardOf);
+        Weight = sharedWeight ?? Parameter.Create(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal, shardOf);
         Bias = bias
-            ? new Parameter(context, $"{name}.bias", outputSize, 1, ParameterInit.Zeros, r => shardOf(r) with { Columns = 1 })
+            ? Parameter.Create(context, $"{name}.bias", outputSize, 1, ParameterInit.Zeros, r => shardOf(r) with { Columns = 1 })
             : null;
         Parameter[] owned = sharedWeight is null ? [Weight] : [];
         _parameters = Bias is null ? owned : [.. owned, Bias];

@@ -30,11 +30,24 @@ public sealed class GptModel : IParallelLayer
             .Select(i => new TransformerLayer(context, $"decoder.layers.{i}", t))
             .ToArray();
         FinalNorm = new Norm(context, "decoder.final_layernorm", t.Normalization, t.HiddenSize, t.NormEpsilon, sp);
-        OutputLayer = new ColumnParallelLinear(context, "output_layer", t.HiddenSize, PaddedVocabSize, bias: false,
-            gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp, LinearActivation.None, outputRowsOfRank: null,
-            sharedWeight: config.ShareEmbeddingsAndOutputWeights ? Embedding.Weight : null);
+        OutputLayer = config.ShareEmbeddingsAndOutputWeights
+            ? TiedOutputLayer(context, Embedding, sp)
+            : new ColumnParallelLinear(context, "output_layer", t.HiddenSize, PaddedVocabSize, bias: false,
+                gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp);
         Loss = new VocabParallelCrossEntropy(context, "loss", PaddedVocabSize, config.VocabSize);
         Parameters = [.. Embedding.Parameters, .. _layers.SelectMany(l => l.Parameters), .. FinalNorm.Parameters, .. OutputLayer.Parameters];
+    }
+
+    /// <summary>
+    /// The output layer of tied embeddings: logits = h E^T with the embedding table E itself (its weight and gradient,
+    /// left out of the output layer's parameters), split over the vocabulary like the embedding.
+    /// </summary>
+    public static ColumnParallelLinear TiedOutputLayer(ParallelContext context, VocabParallelEmbedding embedding, bool sequenceParallel)
+    {
+        ArgumentNullException.ThrowIfNull(embedding);
+        return new ColumnParallelLinear(context, "output_layer", embedding.HiddenSize, embedding.VocabSize, bias: false,
+            gatherOutput: false, skipBiasAdd: false, sequenceParallel, LinearActivation.None, outputRowsOfRank: null,
+            sharedWeight: embedding.Weight);
     }
 
     /// <summary>Empty: the model is the root of its parameters' names.</summary>

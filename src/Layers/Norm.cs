@@ -34,10 +34,10 @@ public sealed class Norm : IParallelLayer
         Kind = kind;
         HiddenSize = hiddenSize;
         Epsilon = epsilon;
-        Weight = new Parameter(context, $"{name}.weight", hiddenSize, 1, ParameterInit.Ones, _ => Shard.Whole(hiddenSize, 1));
+        Weight = Parameter.Create(context, $"{name}.weight", hiddenSize, 1, ParameterInit.Ones, _ => Shard.Whole(hiddenSize, 1));
         Bias = kind switch
         {
-            NormKind.LayerNorm => new Parameter(context, $"{name}.bias", hiddenSize, 1, ParameterInit.Zeros, _ => Shard.Whole(hiddenSize, 1)),
+            NormKind.LayerNorm => Parameter.Create(context, $"{name}.bias", hiddenSize, 1, ParameterInit.Zeros, _ => Shard.Whole(hiddenSize, 1)),
             NormKind.RmsNorm => null,
             _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown norm kind"),
         };

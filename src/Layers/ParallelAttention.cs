@@ -50,7 +50,8 @@ public sealed class ParallelAttention : IParallelLayer
         Proj = new RowParallelLinear(context, $"{name}.linear_proj", heads * _layout.HeadDim, hiddenSize, bias,
             inputIsParallel: true, sequenceParallel: sp);
         Parameters = [.. Qkv.Parameters, .. Proj.Parameters];
-        if (_layout.Replicas > 1)
+        // A replica sharing its parameters (ParallelContext.ShareParameters) finds the reduction already set up.
+        if (_layout.Replicas > 1 && Qkv.Weight.Reduction is null)
         {
             _replicaGroup = context.TensorParallel.Split(_layout.ReplicaGroupOf(context.TensorParallelRank), context.TensorParallelRank);
             int queryRows = _layout.LocalHeads * _layout.HeadDim;

@@ -39,6 +39,42 @@ public sealed class ParallelContext
 
     public CommunicationLog Log { get; } = new();
 
+    private Dictionary<string, Parameter>? _shared;
+
+    /// <summary>
+    /// While the returned scope is open, layers built with this context take their parameters from
+    /// <paramref name="parameters"/> by name (sharing weights and gradients; every parameter a layer makes must be
+    /// there) instead of making new ones: replicas of a layer that keep their own activations, e.g. one per
+    /// micro-batch in flight in a pipeline. A shared parameter is freed when the last layer holding it is disposed.
+    /// </summary>
+    public IDisposable ShareParameters(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (_shared is not null)
+        {
+            throw new InvalidOperationException("parameters are already being shared: close that scope first");
+        }
+        _shared = parameters.ToDictionary(p => p.Name);
+        return new SharingScope(this);
+    }
+
+    /// <summary>The parameter to share under <paramref name="name"/>, or null outside a sharing scope.</summary>
+    internal Parameter? SharedParameter(string name)
+    {
+        if (_shared is null)
+        {
+            return null;
+        }
+        return _shared.TryGetValue(name, out var p)
+            ? p
+            : throw new ArgumentException($"{name}: no parameter of that name to share (the replica differs from its original)");
+    }
+
+    private sealed class SharingScope(ParallelContext context) : IDisposable
+    {
+        public void Dispose() => context._shared = null;
+    }
+
     /// <summary>All-reduce over <paramref name="group"/> in place, recorded in the log.</summary>
     internal void AllReduce(ICommunicator group, Tensor tensor, ReduceOp op, string source, CommunicationPhase phase)
     {

@@ -15,8 +15,28 @@ public sealed class Parameter : IDisposable
 {
     private readonly ParallelContext _context;
     private readonly Shard[] _shards;
+    private int _references = 1;
 
-    internal Parameter(ParallelContext context, string name, int rows, int cols, ParameterInit init, Func<int, Shard> shardOfRank)
+    /// <summary>
+    /// The parameter <paramref name="name"/> of a layer being built: a new one, or, inside
+    /// <see cref="ParallelContext.ShareParameters"/>, the existing one of that name (same shape), shared.
+    /// </summary>
+    internal static Parameter Create(ParallelContext context, string name, int rows, int cols, ParameterInit init, Func<int, Shard> shardOfRank)
+    {
+        var shared = context.SharedParameter(name);
+        if (shared is null)
+        {
+            return new Parameter(context, name, rows, cols, init, shardOfRank);
+        }
+        if (shared.Rows != rows || shared.Columns != cols)
+        {
+            throw new ArgumentException($"{name}: the shared parameter is [{shared.Rows}, {shared.Columns}]; the layer needs [{rows}, {cols}]");
+        }
+        shared._references++;
+        return shared;
+    }
+
+    private Parameter(ParallelContext context, string name, int rows, int cols, ParameterInit init, Func<int, Shard> shardOfRank)
     {
         _context = context;
         Name = name;
@@ -135,8 +155,13 @@ public sealed class Parameter : IDisposable
         return full;
     }
 
+    /// <summary>Frees the weight and gradient when the last layer sharing them lets go.</summary>
     public void Dispose()
     {
+        if (_references == 0 || --_references > 0)
+        {
+            return;
+        }
         Value.Dispose();
         Grad.Dispose();
     }

@@ -44,10 +44,10 @@ public sealed class RowParallelLinear : IParallelLayer
         OutputSize = outputSize;
         InputIsParallel = inputIsParallel;
         SequenceParallel = sequenceParallel;
-        Weight = new Parameter(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal,
+        Weight = Parameter.Create(context, $"{name}.weight", outputSize, inputSize, ParameterInit.Normal,
             r => Shard.ColumnBlock(outputSize, inputSize, r, size));
         Bias = bias
-            ? new Parameter(context, $"{name}.bias", outputSize, 1, ParameterInit.Zeros, _ => Shard.Whole(outputSize, 1))
+            ? Parameter.Create(context, $"{name}.bias", outputSize, 1, ParameterInit.Zeros, _ => Shard.Whole(outputSize, 1))
             : null;
         _parameters = Bias is null ? [Weight] : [Weight, Bias];
         _scatterInput = new ScatterToTensorParallelRegion(context, name);

@@ -34,7 +34,7 @@ public sealed class VocabParallelEmbedding : IParallelLayer
         HiddenSize = hiddenSize;
         SequenceParallel = sequenceParallel;
         VocabStart = context.TensorParallelRank * VocabPerPartition;
-        Weight = new Parameter(context, $"{name}.weight", vocabSize, hiddenSize, ParameterInit.Normal,
+        Weight = Parameter.Create(context, $"{name}.weight", vocabSize, hiddenSize, ParameterInit.Normal,
             r => Shard.RowBlock(vocabSize, hiddenSize, r, size));
         Parameters = [Weight];
         _reduce = new ReduceFromTensorParallelRegion(context, name);

@@ -1,5 +1,16 @@
 namespace ModelParallel.Runtime;
 
+/// <summary>One point-to-point transfer of <see cref="ICommunicator.BatchSendRecv"/>: send <see cref="Tensor"/> to
+/// <see cref="Peer"/>, or receive it from <see cref="Peer"/>.</summary>
+public readonly record struct PeerTransfer(Tensor Tensor, int Peer, bool IsSend)
+{
+    public static PeerTransfer Send(Tensor tensor, int peer) => new(tensor, peer, true);
+
+    public static PeerTransfer Recv(Tensor tensor, int peer) => new(tensor, peer, false);
+
+    public override string ToString() => IsSend ? $"send {Tensor.Count} to {Peer}" : $"receive {Tensor.Count} from {Peer}";
+}
+
 /// <summary>
 /// A group of ranks and the collectives among them. Every call is issued in order on the
 /// owning backend's stream (asynchronous on CUDA, completed on return on the CPU backend).
@@ -40,6 +51,13 @@ public interface ICommunicator : IDisposable
     /// <summary>Sends to <paramref name="sendPeer"/> and receives from <paramref name="recvPeer"/> as one
     /// operation, so that ranks exchanging with each other cannot deadlock.</summary>
     void SendRecv(Tensor send, int sendPeer, Tensor recv, int recvPeer);
+
+    /// <summary>
+    /// Issues every transfer as one group (ncclGroupStart/End, torch's batch_isend_irecv): all sends and receives are
+    /// posted together and complete together, so ranks exchanging with several peers in any order cannot deadlock.
+    /// Transfers between the same two ranks match in the order given.
+    /// </summary>
+    void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers);
 
     /// <summary>Collective over this group: ranks with the same color form a new group,
     /// ordered by key (ties by rank). Every rank of this group must call it.</summary>

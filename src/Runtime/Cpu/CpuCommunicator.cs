@@ -184,6 +184,32 @@ public sealed class CpuCommunicator : ICommunicator
         }
     }
 
+    public void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
+    {
+        ArgumentNullException.ThrowIfNull(transfers);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var owned = transfers.Select(t =>
+        {
+            RequirePeer(t.Peer, nameof(transfers));
+            return (Tensor: _backend.Own(t.Tensor, nameof(transfers)), t.Peer, t.IsSend);
+        }).ToList();
+        var posted = owned.Where(t => t.IsSend).Select(t => (t.Peer, Message: _group.Post(Rank, t.Peer, t.Tensor))).ToList();
+        try
+        {
+            foreach (var t in owned.Where(t => !t.IsSend))
+            {
+                _group.Receive(Rank, t.Peer, t.Tensor);
+            }
+        }
+        finally
+        {
+            foreach (var (peer, message) in posted)
+            {
+                _group.WaitDelivered(Rank, peer, message);
+            }
+        }
+    }
+
     public ICommunicator Split(int color, int key)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

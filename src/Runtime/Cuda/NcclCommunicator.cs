@@ -144,6 +144,40 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         Issue(ended, $"ncclGroupEnd(send to {sendPeer}, receive from {recvPeer})");
     }
 
+    public void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
+    {
+        ArgumentNullException.ThrowIfNull(transfers);
+        var checkedTransfers = transfers.Select(t =>
+        {
+            CheckPeer(t.Peer, nameof(transfers), excludeSelf: true);
+            return (Tensor: Backend.Require(t.Tensor, nameof(transfers)), t.Peer, t.IsSend);
+        }).ToList();
+        if (checkedTransfers.Count == 0)
+        {
+            return;
+        }
+        nint comm = Comm;
+        Cuda.Device.MakeCurrent(Backend.Device);
+        Status.CheckNccl(Nccl.GroupStart(), "ncclGroupStart", comm);
+        int failed = Nccl.Success;
+        string what = "";
+        foreach (var (t, peer, isSend) in checkedTransfers)
+        {
+            int status = isSend
+                ? Nccl.Send(t.Pointer, (nuint)t.Count, DataType(t.DType), peer, comm, Backend.Stream.Handle)
+                : Nccl.Recv(t.Pointer, (nuint)t.Count, DataType(t.DType), peer, comm, Backend.Stream.Handle);
+            if (status != Nccl.Success)
+            {
+                failed = status;
+                what = isSend ? $"ncclSend({t.Count} x {t.DType} to {peer}) in a group" : $"ncclRecv({t.Count} x {t.DType} from {peer}) in a group";
+                break;
+            }
+        }
+        int ended = Nccl.GroupEnd();
+        Issue(failed, what);
+        Issue(ended, $"ncclGroupEnd({checkedTransfers.Count} transfers)");
+    }
+
     /// <summary>Collective over this communicator (every rank must call it): ranks passing the same
     /// <paramref name="color"/> (&gt;= 0) form a new communicator on the same backend, ordered by
     /// <paramref name="key"/> then by rank (ncclCommSplit).</summary>

@@ -190,6 +190,32 @@ public sealed class SameDeviceCommunicator : ICommunicator
         }
     }
 
+    public void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
+    {
+        ArgumentNullException.ThrowIfNull(transfers);
+        var owned = transfers.Select(t =>
+        {
+            CheckPeer(t.Peer, nameof(transfers), excludeSelf: true);
+            return (Tensor: Require(t.Tensor, nameof(transfers)), t.Peer, t.IsSend);
+        }).ToList();
+        // Every send is posted before any receive, so ranks exchanging with several peers find their messages waiting.
+        var posted = owned.Where(t => t.IsSend).Select(t => (t.Peer, Message: Post(t.Tensor, t.Peer))).ToList();
+        try
+        {
+            foreach (var t in owned.Where(t => !t.IsSend))
+            {
+                Receive(t.Tensor, t.Peer);
+            }
+        }
+        finally
+        {
+            foreach (var (peer, message) in posted)
+            {
+                Complete(message, peer);
+            }
+        }
+    }
+
     /// <summary>Collective over this group: ranks passing the same <paramref name="color"/> (&gt;= 0) form a new group
     /// on the same backends, ordered by <paramref name="key"/> then by rank.</summary>
     public ICommunicator Split(int color, int key)

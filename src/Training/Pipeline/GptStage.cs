@@ -1,0 +1,170 @@
+using ModelParallel.Layers;
+using ModelParallel.Runtime;
+
+namespace ModelParallel.Training.Pipeline;
+
+/// <summary>
+/// One pipeline stage of a <see cref="GptModel"/>: the word embedding on the first stage, a run of transformer layers,
+/// and the final norm, output layer and vocab-parallel loss on the last; parameters keep the one-rank model's names
+/// ("decoder.layers.7..." keeps its global index), so weights and gradients compare by name. With tied embeddings the
+/// last stage (when it is not also the first) computes logits with its own copy of the embedding table, named like it
+/// ("embedding.word_embeddings.weight") so that it starts from and loads the same values; its gradient is summed
+/// with the first stage's after backward (Megatron's embedding group).
+/// </summary>
+public sealed class GptStage : IParallelLayer
+{
+    private readonly TransformerLayer[] _layers;
+    private Tensor? _input;
+
+    public GptStage(ParallelContext context, GptConfig config, int stage, int stages, int firstLayer, int layers)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegative(stage);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(stage, stages);
+        Context = context;
+        Config = config;
+        Stage = stage;
+        IsFirst = stage == 0;
+        IsLast = stage == stages - 1;
+        Name = "";
+        var t = config.Transformer;
+        bool sp = context.SequenceParallel;
+        PaddedVocabSize = VocabParallelEmbedding.PaddedVocabSize(config.VocabSize, context.TensorParallelSize);
+        if (IsFirst)
+        {
+            Embedding = new VocabParallelEmbedding(context, "embedding.word_embeddings", PaddedVocabSize, t.HiddenSize, sp);
+        }
+        _layers = Enumerable.Range(firstLayer, layers).Select(i => new TransformerLayer(context, $"decoder.layers.{i}", t)).ToArray();
+        if (IsLast)
+        {
+            FinalNorm = new Norm(context, "decoder.final_layernorm", t.Normalization, t.HiddenSize, t.NormEpsilon, sp);
+            bool tied = config.ShareEmbeddingsAndOutputWeights;
+            OutputLayer = tied && IsFirst
+                ? GptModel.TiedOutputLayer(context, Embedding!, sp)
+                : new ColumnParallelLinear(context, tied ? "embedding.word_embeddings" : "output_layer", t.HiddenSize, PaddedVocabSize,
+                    bias: false, gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp);
+            Loss = new VocabParallelCrossEntropy(context, "loss", PaddedVocabSize, config.VocabSize);
+        }
+        Parameters = [.. Embedding?.Parameters ?? [], .. _layers.SelectMany(l => l.Parameters), .. FinalNorm?.Parameters ?? [],
+            .. OutputLayer?.Parameters ?? []];
+    }
+
+    /// <summary>Empty: the stage's parameters keep the whole model's names.</summary>
+    public string Name { get; }
+
+    public ParallelContext Context { get; }
+
+    public IReadOnlyList<Parameter> Parameters { get; }
+
+    public GptConfig Config { get; }
+
+    /// <summary>Global stage index (0 to ranks x virtual stages - 1).</summary>
+    public int Stage { get; }
+
+    public bool IsFirst { get; }
+
+    public bool IsLast { get; }
+
+    public int PaddedVocabSize { get; }
+
+    public VocabParallelEmbedding? Embedding { get; }
+
+    public IReadOnlyList<TransformerLayer> Layers => _layers;
+
+    public Norm? FinalNorm { get; }
+
+    public ColumnParallelLinear? OutputLayer { get; }
+
+    public VocabParallelCrossEntropy? Loss { get; }
+
+    /// <summary>The tied embedding copy of a last stage that is not the first (summed with the first stage's gradient).</summary>
+    public Parameter? TiedOutputWeight => IsLast && !IsFirst && Config.ShareEmbeddingsAndOutputWeights ? OutputLayer!.Weight : null;
+
+    /// <summary>The first stage's embedding table when embeddings are tied.</summary>
+    public Parameter? TiedEmbeddingWeight => IsFirst && Config.ShareEmbeddingsAndOutputWeights ? Embedding!.Weight : null;
+
+    /// <summary>
+    /// The stage's forward: from token ids (int32 [tokens], first stage) or the previous stage's activations
+    /// ([tokens, hidden], or the token shard with sequence parallelism) to activations for the next stage, or, on the
+    /// last stage, the loss per token [tokens] (stats dtype) of <paramref name="targets"/>. The output belongs to the
+    /// stage; the input must stay unchanged until backward.
+    /// </summary>
+    public Tensor Forward(Tensor input, Tensor? targets, TokenShape shape)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var x = IsFirst ? Embedding!.Forward(input, shape) : input;
+        foreach (var layer in _layers)
+        {
+            x = layer.Forward(x, shape);
+        }
+        _input = input;
+        if (!IsLast)
+        {
+            return x;
+        }
+        ArgumentNullException.ThrowIfNull(targets);
+        int rows = checked((int)(x.Count / Config.Transformer.HiddenSize));
+        var h = FinalNorm!.Forward(x, null, rows);
+        var logits = OutputLayer!.Forward(h, shape);
+        return Loss!.Forward(logits, targets, shape.Tokens);
+    }
+
+    /// <summary>
+    /// The stage's backward: from the gradient of its output (null on the last stage, whose loss gradient is
+    /// <paramref name="lossScale"/> times the summed per-token loss) to the gradient of its input activations (null on the
+    /// first stage); accumulates every parameter's gradient, or, with <paramref name="deferWeightGradients"/>, only the
+    /// norms' and leaves the weight GEMMs to <see cref="BackwardWeights"/> (the zero-bubble schedules' B-input and
+    /// B-weight). The result belongs to the stage.
+    /// </summary>
+    public Tensor? Backward(Tensor? outputGrad, double lossScale, bool deferWeightGradients = false)
+    {
+        if (_input is null)
+        {
+            throw new InvalidOperationException($"stage {Stage}: backward before forward");
+        }
+        Tensor dx;
+        if (IsLast)
+        {
+            var dh = OutputLayer!.Backward(Loss!.Backward(lossScale), deferWeightGradients);
+            dx = FinalNorm!.Backward(dh, null);
+        }
+        else
+        {
+            dx = outputGrad ?? throw new ArgumentNullException(nameof(outputGrad), $"stage {Stage}: a stage before the last needs its output gradient");
+        }
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            dx = _layers[i].Backward(dx, deferWeightGradients);
+        }
+        if (IsFirst)
+        {
+            Embedding!.Backward(dx, deferWeightGradients);
+            return null;
+        }
+        return dx;
+    }
+
+    /// <summary>The weight gradients a deferred <see cref="Backward"/> left, in the fused backward's order.</summary>
+    public void BackwardWeights()
+    {
+        OutputLayer?.BackwardWeights();
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            _layers[i].BackwardWeights();
+        }
+        Embedding?.BackwardWeights();
+    }
+
+    public void Dispose()
+    {
+        Embedding?.Dispose();
+        foreach (var layer in _layers)
+        {
+            layer.Dispose();
+        }
+        FinalNorm?.Dispose();
+        OutputLayer?.Dispose();
+        Loss?.Dispose();
+    }
+}
