@@ -43,7 +43,7 @@ public class PipelineExecutorTests
     {
         var config = new GptConfig(61, 8, Layer, tied);
         var layout = PipelineLayout.Even(config.Layers, pp * v);
-        AssertMatchesOneRank(ScheduleKinds.Parse(kind), pp, m, tp, sp, v, config, layout);
+        AssertMatchesOneRank(ScheduleKinds.Parse(kind), pp, m, tp, sp, v, config, layout, Cpu, Micro, Tol);
     }
 
     /// <summary>Uneven layouts: empty or short end stages, as users give them to make room for the embedding and output layer.</summary>
@@ -54,7 +54,7 @@ public class PipelineExecutorTests
     public void UnevenLayouts(string kind, int pp, int[] counts, bool tied)
     {
         var config = new GptConfig(61, 8, Layer, tied);
-        AssertMatchesOneRank(ScheduleKinds.Parse(kind), pp, 3, 1, false, 1, config, PipelineLayout.Explicit(counts, 8, pp));
+        AssertMatchesOneRank(ScheduleKinds.Parse(kind), pp, 3, 1, false, 1, config, PipelineLayout.Explicit(counts, 8, pp), Cpu, Micro, Tol);
     }
 
     /// <summary>
@@ -109,23 +109,31 @@ public class PipelineExecutorTests
         return peak;
     }
 
-    internal static void AssertMatchesOneRank(ScheduleKind kind, int pp, int m, int tp, bool sp, int v, GptConfig config, PipelineLayout layout)
+    /// <summary>Threads as ranks on the CPU in float64.</summary>
+    internal static readonly TestWorld Cpu = TestWorld.Cpu(DType.Float64);
+
+    /// <summary>
+    /// Runs <paramref name="kind"/> on <paramref name="world"/> and checks the loss and every gradient against the
+    /// one-rank CPU model in float64 within <paramref name="tol"/>; returns the gradients by name.
+    /// </summary>
+    internal static Dictionary<string, double[]> AssertMatchesOneRank(ScheduleKind kind, int pp, int m, int tp, bool sp, int v,
+        GptConfig config, PipelineLayout layout, TestWorld world, TokenShape micro, double tol, int seed = 0)
     {
-        var rng = TestRandom.Create();
-        var weights = RandomWeights.For(rng, c => new GptModel(c, config));
-        var ids = Enumerable.Range(0, m).Select(_ => GptRun.RandomTokens(rng, Micro.Tokens, config.VocabSize)).ToArray();
-        var targets = Enumerable.Range(0, m).Select(_ => GptRun.RandomTokens(rng, Micro.Tokens, config.VocabSize)).ToArray();
-        var global = new TokenShape(Micro.Sequence, Micro.Batch * m);
-        var reference = GptRun.Run(TestWorld.Cpu(DType.Float64), 1, false, config, weights, Join(ids), Join(targets), global)[0];
+        var rng = seed == 0 ? TestRandom.Create() : new Random(seed);
+        var weights = world.Representable(RandomWeights.For(rng, c => new GptModel(c, config)));
+        var ids = Enumerable.Range(0, m).Select(_ => GptRun.RandomTokens(rng, micro.Tokens, config.VocabSize)).ToArray();
+        var targets = Enumerable.Range(0, m).Select(_ => GptRun.RandomTokens(rng, micro.Tokens, config.VocabSize)).ToArray();
+        var global = new TokenShape(micro.Sequence, micro.Batch * m);
+        var reference = GptRun.Run(Cpu, 1, false, config, weights, Join(ids, micro), Join(targets, micro), global)[0];
         double referenceLoss = reference.Loss.Average();
 
         var schedule = PipelineCommunication.Insert(ScheduleGenerator.Create(kind, pp, m, v));
         var results = new (double Loss, Dictionary<string, double[]> Grads)[tp * pp];
-        CpuWorld.Run(tp * pp, DType.Float64, ctx =>
+        world.Run(tp * pp, ctx =>
         {
             using var groups = ProcessGroups.Create(ctx.World, tp, pp);
             var context = new ParallelContext(ctx.Backend, groups.TensorParallel, sp);
-            using var executor = new PipelineExecutor(context, groups.PipelineParallel, config, layout, schedule, Micro);
+            using var executor = new PipelineExecutor(context, groups.PipelineParallel, config, layout, schedule, micro);
             foreach (var p in executor.Parameters)
             {
                 p.Load(Padded(weights[p.Name], p, config));
@@ -135,18 +143,19 @@ public class PipelineExecutorTests
         });
 
         string what = $"{kind} PP={pp} m={m} TP={tp}{(sp ? " SP" : "")} v={v}{(config.ShareEmbeddingsAndOutputWeights ? " tied" : "")} layout {layout}";
-        var seen = new HashSet<string>();
+        var all = new Dictionary<string, double[]>();
         foreach (var (loss, grads) in results)
         {
-            Assert.True(Math.Abs(loss - referenceLoss) <= Tol * Math.Abs(referenceLoss), $"{what}: loss {loss} vs {referenceLoss}");
+            Assert.True(Math.Abs(loss - referenceLoss) <= tol * Math.Abs(referenceLoss), $"{what}: loss {loss} vs {referenceLoss}");
             foreach (var (name, grad) in grads)
             {
-                seen.Add(name);
                 var expected = reference.Grads[name];
-                Numerics.AssertClose(grad[..expected.Length], expected, Tol, $"{what}: gradient of {name}");
+                Numerics.AssertClose(grad[..expected.Length], expected, tol, $"{what}: gradient of {name}");
+                all.TryAdd(name, grad);
             }
         }
-        Assert.Equal(reference.Grads.Keys.Order(), seen.Order());
+        Assert.Equal(reference.Grads.Keys.Order(), all.Keys.Order());
+        return all;
     }
 
     /// <summary>The full weight for a parameter whose vocabulary rows are padded to a multiple of TP (padding rows random, never used).</summary>
@@ -154,13 +163,13 @@ public class PipelineExecutorTests
         p.FullCount == full.Length ? full : [.. full, .. Enumerable.Repeat(0.5, (int)p.FullCount - full.Length)];
 
     /// <summary>Micro-batches side by side as one batch, sequence-major: token (s, j * b + i) is micro-batch j's token (s, i).</summary>
-    private static int[] Join(int[][] microBatches)
+    private static int[] Join(int[][] microBatches, TokenShape micro)
     {
-        int m = microBatches.Length, b = Micro.Batch;
-        var joined = new int[m * Micro.Tokens];
+        int m = microBatches.Length, b = micro.Batch;
+        var joined = new int[m * micro.Tokens];
         for (int j = 0; j < m; j++)
         {
-            for (int s = 0; s < Micro.Sequence; s++)
+            for (int s = 0; s < micro.Sequence; s++)
             {
                 for (int i = 0; i < b; i++)
                 {
