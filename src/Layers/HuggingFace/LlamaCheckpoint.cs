@@ -27,12 +27,23 @@ public static class LlamaCheckpoint
     public static LlamaLoadReport Load(GptModel model, ITensorReader reader)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Load(model.Config, model.PaddedVocabSize, model.Parameters, reader);
+    }
+
+    /// <summary>
+    /// Sets <paramref name="parameters"/> (any part of a model of <paramref name="config"/>, e.g. one pipeline stage's,
+    /// named like <see cref="GptModel"/>'s) from <paramref name="reader"/>, each rank reading only its shard.
+    /// </summary>
+    public static LlamaLoadReport Load(GptConfig config, int paddedVocabSize, IEnumerable<Parameter> parameters, ITensorReader reader)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(reader);
-        var ignored = Validate(model.Config, reader);
-        var mappings = LlamaMapping.For(model.Config, model.PaddedVocabSize);
+        var ignored = Validate(config, reader);
+        var mappings = LlamaMapping.For(config, paddedVocabSize);
         var byName = mappings.ToDictionary(m => m.Parameter);
         long elements = 0;
-        foreach (var p in model.Parameters)
+        foreach (var p in parameters)
         {
             if (!byName.TryGetValue(p.Name, out var m))
             {
