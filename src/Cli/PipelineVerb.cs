@@ -22,6 +22,7 @@ public sealed class PipelineVerb : IVerb
         "                   [--num-layers-per-virtual-pipeline-stage L] [--pipeline-layout N0,N1,...]\n" +
         "                   [--num-layers N] [--hidden-size H] [--num-attention-heads A] [--num-query-groups K]\n" +
         "                   [--ffn-hidden-size F] [--seq-length S] [--vocab-size V] [--tie-embeddings]\n" +
+        "                   [--recompute-num-layers K]\n" +
         "                   [--backend auto|cpu|cuda] [--trace FILE] [--seed N]";
 
     private static readonly string[] Flags = ["--sequence-parallel", "--tie-embeddings", "--help", "-h"];
@@ -50,7 +51,8 @@ public sealed class PipelineVerb : IVerb
         Console.WriteLine($"model: {o.Config.Layers} layers, hidden {t.HiddenSize}, heads {t.AttentionHeads} (query groups {t.QueryGroups}), " +
             $"ffn {t.FfnHiddenSize}, vocab {o.Config.VocabSize}{(o.Config.ShareEmbeddingsAndOutputWeights ? ", tied embeddings" : "")}");
         Console.WriteLine($"pipeline: {o.Kind.Name()}, PP={o.Pp}, virtual stages {o.VirtualStages}, layout {layout} (layers per stage), " +
-            $"{o.MicroBatches} micro-batches of {o.Micro}, TP={o.Tp}{(o.SequenceParallel ? " SP" : "")}");
+            $"{o.MicroBatches} micro-batches of {o.Micro}, TP={o.Tp}{(o.SequenceParallel ? " SP" : "")}" +
+            (o.Recompute > 0 ? $", the first {o.Recompute} layers of each stage recomputed" : ""));
 
         var costs = schedule.SplitsBackward ? StageCosts.ZeroBubblePaper : new StageCosts(1, 2, 1, 1, 0);
         var simulated = ScheduleSimulator.Simulate(schedule, costs);
@@ -67,7 +69,8 @@ public sealed class PipelineVerb : IVerb
 
         var timelines = Enumerable.Range(0, o.Pp).Select(p => ranks[p * o.Tp].Step.Timeline).ToList();
         double makespan = timelines.Max(tl => tl.Count == 0 ? 0 : tl.Max(a => a.EndMs));
-        Console.WriteLine("measured (one step after a warm-up; each action synchronised, so times are its own):");
+        Console.WriteLine("measured (times: the second step, each action synchronised so times are its own; memory: the first step's peak " +
+            "above the weights, the replicas of the stages and their buffers included):");
         for (int p = 0; p < o.Pp; p++)
         {
             double compute = timelines[p].Where(a => a.Action.IsCompute).Sum(a => a.EndMs - a.StartMs);
@@ -123,14 +126,16 @@ public sealed class PipelineVerb : IVerb
             using var groups = ProcessGroups.Create(ctx.World, o.Tp, o.Pp);
             var context = new ParallelContext(ctx.Backend, groups.TensorParallel, o.SequenceParallel, o.Seed);
             using var executor = new PipelineExecutor(context, groups.PipelineParallel, o.Config, layout, schedule, o.Micro,
-                synchronizeEachAction: true);
+                synchronizeEachAction: true, recomputeLayers: o.Recompute);
             var weights = executor.Parameters.DistinctBy(p => p.Name).ToDictionary(p => p.Name, p => p.Save());
-            executor.Step(ids, targets);
+            // Memory from the first step (the stage replicas and their buffers are made during it), times from the second.
             ctx.Backend.Synchronize();
             long before = ctx.Backend.AllocatorStats.BytesInUse;
             ctx.Backend.ResetPeak();
-            var step = executor.Step(ids, targets);
+            executor.Step(ids, targets);
+            ctx.Backend.Synchronize();
             long peak = ctx.Backend.AllocatorStats.PeakBytesInUse - before;
+            var step = executor.Step(ids, targets);
             results[ctx.Rank] = new RankResult(ctx.Backend.Name, ctx.Backend.Compute, step, executor.SaveGradients(), weights,
                 executor.PeakInFlight, peak);
         }
@@ -204,7 +209,7 @@ public sealed class PipelineVerb : IVerb
 
     /// <summary>The verb's arguments, Megatron's flag names.</summary>
     private sealed record Options(int Pp, int Tp, bool SequenceParallel, ScheduleKind Kind, int MicroBatches, TokenShape Micro,
-        int VirtualStages, int[]? Layout, GptConfig Config, string Backend, string? Trace, int Seed)
+        int VirtualStages, int[]? Layout, GptConfig Config, string Backend, string? Trace, int Seed, int Recompute)
     {
         public static Options Read(CommandLine line)
         {
@@ -221,6 +226,7 @@ public sealed class PipelineVerb : IVerb
                 ffn = line.Int("--ffn-hidden-size", min: 1) ?? 128, seq = line.Int("--seq-length", min: 1) ?? 16,
                 vocab = line.Int("--vocab-size", min: 1) ?? 257, seed = line.Int("--seed") ?? 1234;
             bool tied = line.Has("--tie-embeddings");
+            int recompute = line.Int("--recompute-num-layers", min: 0) ?? 0;
             string backend = line.String("--backend") ?? "auto";
             string? trace = line.String("--trace");
             line.RejectUnknown(option => $"unknown option '{option}'\n{Help}");
@@ -239,7 +245,7 @@ public sealed class PipelineVerb : IVerb
                 v = layers / (pp * l);
             }
             var config = new GptConfig(vocab, layers, new TransformerConfig(hidden, heads, groups, ffn), tied);
-            return new Options(pp, tp, sp, kind, global / micro, new TokenShape(seq, micro), v, layout, config, backend, trace, seed);
+            return new Options(pp, tp, sp, kind, global / micro, new TokenShape(seq, micro), v, layout, config, backend, trace, seed, recompute);
         }
     }
 }

@@ -10,13 +10,25 @@ namespace ModelParallel.Training.Pipeline;
 /// last stage (when it is not also the first) computes logits with its own copy of the embedding table, named like it
 /// ("embedding.word_embeddings.weight") so that it starts from and loads the same values; its gradient is summed
 /// with the first stage's after backward (Megatron's embedding group).
+/// <para>Full activation recomputation of the stage's first <see cref="RecomputedLayers"/> layers (Megatron's "block"
+/// method): those layers are one set of objects shared by every replica of the stage, so their activations exist once;
+/// forward keeps only the stage input and the recomputed block's output; backward runs the block's forward again for
+/// its micro-batch, then its backward (always whole, never with deferred weight gradients, since the next micro-batch's
+/// forward reuses the layers).</para>
 /// </summary>
 public sealed class GptStage : IParallelLayer
 {
     private readonly TransformerLayer[] _layers;
+    private readonly bool _ownsRecomputed;
     private Tensor? _input;
+    private Tensor? _blockInput;
+    private Tensor? _checkpoint;
+    private TokenShape _shape;
 
-    public GptStage(ParallelContext context, GptConfig config, int stage, int stages, int firstLayer, int layers)
+    /// <param name="recomputeLayers">How many of the stage's first layers are recomputed in backward.</param>
+    /// <param name="sharedWith">The stage instance whose recomputed layers this replica uses (null for the first instance).</param>
+    public GptStage(ParallelContext context, GptConfig config, int stage, int stages, int firstLayer, int layers,
+        int recomputeLayers = 0, GptStage? sharedWith = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(config);
@@ -35,7 +47,18 @@ public sealed class GptStage : IParallelLayer
         {
             Embedding = new VocabParallelEmbedding(context, "embedding.word_embeddings", PaddedVocabSize, t.HiddenSize, sp);
         }
-        _layers = Enumerable.Range(firstLayer, layers).Select(i => new TransformerLayer(context, $"decoder.layers.{i}", t)).ToArray();
+        if (recomputeLayers < 0 || recomputeLayers > layers)
+        {
+            throw new ArgumentOutOfRangeException(nameof(recomputeLayers), recomputeLayers,
+                $"stage {stage}: recomputed layers must be between 0 and its {layers} layers");
+        }
+        RecomputedLayers = recomputeLayers;
+        _ownsRecomputed = sharedWith is null;
+        _layers = Enumerable.Range(0, layers)
+            .Select(i => i < recomputeLayers && sharedWith is not null
+                ? sharedWith._layers[i]
+                : new TransformerLayer(context, $"decoder.layers.{firstLayer + i}", t))
+            .ToArray();
         if (IsLast)
         {
             FinalNorm = new Norm(context, "decoder.final_layernorm", t.Normalization, t.HiddenSize, t.NormEpsilon, sp);
@@ -72,6 +95,9 @@ public sealed class GptStage : IParallelLayer
 
     public IReadOnlyList<TransformerLayer> Layers => _layers;
 
+    /// <summary>The stage's first layers whose activations are recomputed in backward.</summary>
+    public int RecomputedLayers { get; }
+
     public Norm? FinalNorm { get; }
 
     public ColumnParallelLinear? OutputLayer { get; }
@@ -94,11 +120,17 @@ public sealed class GptStage : IParallelLayer
     {
         ArgumentNullException.ThrowIfNull(input);
         var x = IsFirst ? Embedding!.Forward(input, shape) : input;
-        foreach (var layer in _layers)
+        _blockInput = x;
+        for (int i = 0; i < _layers.Length; i++)
         {
-            x = layer.Forward(x, shape);
+            x = _layers[i].Forward(x, shape);
+            if (i == RecomputedLayers - 1)
+            {
+                x = Checkpoint(x);
+            }
         }
         _input = input;
+        _shape = shape;
         if (!IsLast)
         {
             return x;
@@ -133,9 +165,21 @@ public sealed class GptStage : IParallelLayer
         {
             dx = outputGrad ?? throw new ArgumentNullException(nameof(outputGrad), $"stage {Stage}: a stage before the last needs its output gradient");
         }
-        for (int i = _layers.Length - 1; i >= 0; i--)
+        for (int i = _layers.Length - 1; i >= RecomputedLayers; i--)
         {
             dx = _layers[i].Backward(dx, deferWeightGradients);
+        }
+        if (RecomputedLayers > 0)
+        {
+            var x = _blockInput!;
+            for (int i = 0; i < RecomputedLayers; i++)
+            {
+                x = _layers[i].Forward(x, _shape);
+            }
+            for (int i = RecomputedLayers - 1; i >= 0; i--)
+            {
+                dx = _layers[i].Backward(dx);
+            }
         }
         if (IsFirst)
         {
@@ -149,20 +193,36 @@ public sealed class GptStage : IParallelLayer
     public void BackwardWeights()
     {
         OutputLayer?.BackwardWeights();
-        for (int i = _layers.Length - 1; i >= 0; i--)
+        for (int i = _layers.Length - 1; i >= RecomputedLayers; i--)
         {
             _layers[i].BackwardWeights();
         }
         Embedding?.BackwardWeights();
     }
 
+    /// <summary>A copy of the recomputed block's output that this instance keeps (the shared last layer's output is overwritten by the next micro-batch).</summary>
+    private Tensor Checkpoint(Tensor x)
+    {
+        if (_checkpoint is null || _checkpoint.Count != x.Count || _checkpoint.DType != x.DType)
+        {
+            _checkpoint?.Dispose();
+            _checkpoint = Context.Backend.Allocate(x.DType, x.Count);
+        }
+        Context.Kernels.Convert(_checkpoint, x);
+        return _checkpoint;
+    }
+
     public void Dispose()
     {
         Embedding?.Dispose();
-        foreach (var layer in _layers)
+        for (int i = 0; i < _layers.Length; i++)
         {
-            layer.Dispose();
+            if (i >= RecomputedLayers || _ownsRecomputed)
+            {
+                _layers[i].Dispose();
+            }
         }
+        _checkpoint?.Dispose();
         FinalNorm?.Dispose();
         OutputLayer?.Dispose();
         Loss?.Dispose();

@@ -33,14 +33,17 @@ public sealed class PipelineExecutor : IDisposable
     /// <param name="pipeline">The pipeline-parallel group; its size is the schedule's ranks.</param>
     /// <param name="synchronizeEachAction">Wait for the device after every action, so that the timeline shows each
     /// action's own time (for measuring; it stops communication from overlapping compute).</param>
+    /// <param name="recomputeLayers">Layers at the start of every stage whose activations are recomputed in backward
+    /// (capped at the stage's layers).</param>
     public PipelineExecutor(ParallelContext context, ICommunicator pipeline, GptConfig config, PipelineLayout layout,
-        PipelineSchedule schedule, TokenShape microBatch, bool synchronizeEachAction = false)
+        PipelineSchedule schedule, TokenShape microBatch, bool synchronizeEachAction = false, int recomputeLayers = 0)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentOutOfRangeException.ThrowIfNegative(recomputeLayers);
         if (pipeline.Size != schedule.Ranks)
         {
             throw new ArgumentException($"the pipeline group has {pipeline.Size} ranks; the schedule {schedule.Name} is for {schedule.Ranks}");
@@ -67,8 +70,9 @@ public sealed class PipelineExecutor : IDisposable
             for (int c = 0; c < schedule.VirtualStages; c++)
             {
                 int stage = c * schedule.Ranks + Rank;
-                _chunks[c] = new StageReplicas(() =>
-                    new GptStage(context, config, stage, stages, layout.FirstLayer(stage), layout.LayerCounts[stage]));
+                int layers = layout.LayerCounts[stage];
+                _chunks[c] = new StageReplicas(owner => new GptStage(context, config, stage, stages, layout.FirstLayer(stage), layers,
+                    Math.Min(recomputeLayers, layers), owner));
             }
             int firstRank = schedule.RankOfStage(0), lastRank = schedule.RankOfStage(stages - 1);
             if (config.ShareEmbeddingsAndOutputWeights && stages > 1 && firstRank != lastRank)

@@ -9,15 +9,16 @@ namespace ModelParallel.Training.Pipeline;
 /// </summary>
 internal sealed class StageReplicas : IDisposable
 {
-    private readonly Func<GptStage> _create;
+    private readonly Func<GptStage?, GptStage> _create;
     private readonly List<GptStage> _all = [];
     private readonly Stack<GptStage> _free = new();
     private readonly Dictionary<int, GptStage> _busy = [];
 
-    public StageReplicas(Func<GptStage> create)
+    /// <param name="create">Makes an instance; its argument is the owner for a replica, null for the owner itself.</param>
+    public StageReplicas(Func<GptStage?, GptStage> create)
     {
         _create = create;
-        Owner = create();
+        Owner = create(null);
         _all.Add(Owner);
         _free.Push(Owner);
     }
@@ -38,7 +39,7 @@ internal sealed class StageReplicas : IDisposable
         {
             using (Owner.Context.ShareParameters(Owner.Parameters))
             {
-                stage = _create();
+                stage = _create(Owner);
             }
             _all.Add(stage);
         }
