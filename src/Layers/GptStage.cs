@@ -1,10 +1,9 @@
-using ModelParallel.Layers;
 using ModelParallel.Runtime;
 
-namespace ModelParallel.Training.Pipeline;
+namespace ModelParallel.Layers;
 
 /// <summary>
-/// One pipeline stage of a <see cref="GptModel"/>: the word embedding on the first stage, a run of transformer layers,
+/// Consecutive layers of Megatron's GPT model, the whole model (<see cref="GptModel"/>) or one pipeline stage of it: the word embedding on the first stage, a run of transformer layers,
 /// and the final norm, output layer and vocab-parallel loss on the last; parameters keep the one-rank model's names
 /// ("decoder.layers.7..." keeps its global index), so weights and gradients compare by name. With tied embeddings the
 /// last stage (when it is not also the first) computes logits with its own copy of the embedding table, named like it
@@ -19,6 +18,7 @@ namespace ModelParallel.Training.Pipeline;
 public sealed class GptStage : IParallelLayer
 {
     private readonly TransformerLayer[] _layers;
+    private readonly DeferredWeightGradients _deferred;
     private readonly bool _ownsRecomputed;
     private Tensor? _input;
     private Tensor? _blockInput;
@@ -40,6 +40,7 @@ public sealed class GptStage : IParallelLayer
         IsFirst = stage == 0;
         IsLast = stage == stages - 1;
         Name = "";
+        _deferred = new DeferredWeightGradients(stages == 1 ? "model" : $"stage {stage}");
         var t = config.Transformer;
         bool sp = context.SequenceParallel;
         PaddedVocabSize = VocabParallelEmbedding.PaddedVocabSize(config.VocabSize, context.TensorParallelSize);
@@ -64,7 +65,8 @@ public sealed class GptStage : IParallelLayer
             FinalNorm = new Norm(context, "decoder.final_layernorm", t.Normalization, t.HiddenSize, t.NormEpsilon, sp);
             bool tied = config.ShareEmbeddingsAndOutputWeights;
             OutputLayer = tied && IsFirst
-                ? GptModel.TiedOutputLayer(context, Embedding!, sp)
+                ? new ColumnParallelLinear(context, "output_layer", t.HiddenSize, PaddedVocabSize, bias: false, gatherOutput: false,
+                    skipBiasAdd: false, sp, LinearActivation.None, outputRowsOfRank: null, sharedWeight: Embedding!.Weight)
                 : new ColumnParallelLinear(context, tied ? "embedding.word_embeddings" : "output_layer", t.HiddenSize, PaddedVocabSize,
                     bias: false, gatherOutput: false, skipBiasAdd: false, sequenceParallel: sp);
             Loss = new VocabParallelCrossEntropy(context, "loss", PaddedVocabSize, config.VocabSize);
@@ -118,7 +120,35 @@ public sealed class GptStage : IParallelLayer
     /// </summary>
     public Tensor Forward(Tensor input, Tensor? targets, TokenShape shape)
     {
+        if (!IsLast)
+        {
+            return ForwardLayers(input, shape);
+        }
+        ArgumentNullException.ThrowIfNull(targets);
+        return Loss!.Forward(ForwardLogits(input, shape), targets, shape.Tokens);
+    }
+
+    /// <summary>
+    /// The last stage's logits [tokens, paddedVocab / TP] (vocabulary entries from rank * paddedVocab / TP; they belong
+    /// to the stage). <see cref="Backward"/> needs <see cref="Loss"/>'s forward on them first, as <see cref="Forward"/>
+    /// does; the loss overwrites the padded columns.
+    /// </summary>
+    public Tensor ForwardLogits(Tensor input, TokenShape shape)
+    {
+        if (!IsLast)
+        {
+            throw new InvalidOperationException($"stage {Stage} is not the last: it has no output layer");
+        }
+        var x = ForwardLayers(input, shape);
+        int rows = checked((int)(x.Count / Config.Transformer.HiddenSize));
+        return OutputLayer!.Forward(FinalNorm!.Forward(x, null, rows), shape);
+    }
+
+    /// <summary>Embedding (first stage) and transformer layers.</summary>
+    private Tensor ForwardLayers(Tensor input, TokenShape shape)
+    {
         ArgumentNullException.ThrowIfNull(input);
+        _deferred.CheckForward();
         var x = IsFirst ? Embedding!.Forward(input, shape) : input;
         _blockInput = x;
         for (int i = 0; i < _layers.Length; i++)
@@ -131,15 +161,7 @@ public sealed class GptStage : IParallelLayer
         }
         _input = input;
         _shape = shape;
-        if (!IsLast)
-        {
-            return x;
-        }
-        ArgumentNullException.ThrowIfNull(targets);
-        int rows = checked((int)(x.Count / Config.Transformer.HiddenSize));
-        var h = FinalNorm!.Forward(x, null, rows);
-        var logits = OutputLayer!.Forward(h, shape);
-        return Loss!.Forward(logits, targets, shape.Tokens);
+        return x;
     }
 
     /// <summary>
@@ -155,6 +177,7 @@ public sealed class GptStage : IParallelLayer
         {
             throw new InvalidOperationException($"stage {Stage}: backward before forward");
         }
+        _deferred.CheckBackward();
         Tensor dx;
         if (IsLast)
         {
@@ -181,6 +204,10 @@ public sealed class GptStage : IParallelLayer
                 dx = _layers[i].Backward(dx);
             }
         }
+        if (deferWeightGradients)
+        {
+            _deferred.Defer();
+        }
         if (IsFirst)
         {
             Embedding!.Backward(dx, deferWeightGradients);
@@ -192,6 +219,7 @@ public sealed class GptStage : IParallelLayer
     /// <summary>The weight gradients a deferred <see cref="Backward"/> left, in the fused backward's order.</summary>
     public void BackwardWeights()
     {
+        _deferred.Take();
         OutputLayer?.BackwardWeights();
         for (int i = _layers.Length - 1; i >= RecomputedLayers; i--)
         {
