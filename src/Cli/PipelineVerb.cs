@@ -1,5 +1,6 @@
 using System.Globalization;
 using ModelParallel.Layers;
+using ModelParallel.Planner;
 using ModelParallel.Runtime;
 using ModelParallel.Runtime.Cpu;
 using ModelParallel.Training.Pipeline;
@@ -77,7 +78,8 @@ public sealed class PipelineVerb : IVerb
             var r = ranks[p * o.Tp];
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  rank {p}: compute {compute:0.00} ms of {makespan:0.00} ms, bubble {(makespan - compute) / compute:0.###}, " +
-                $"peak activations {r.PeakActivationBytes / 1024.0:0.0} KiB ({string.Join("/", r.PeakInFlight)} micro-batches in flight by chunk), " +
+                $"peak activations {r.PeakActivationBytes / 1024.0:0.0} KiB (planner: {Predicted(o, layout, p, r.PeakInFlight, r.Compute) / 1024:0.0} KiB " +
+                $"for {string.Join("/", r.PeakInFlight)} micro-batches in flight by chunk), " +
                 $"P2P {r.Step.P2PBytes} B"));
         }
         if (o.Trace is not null)
@@ -112,6 +114,41 @@ public sealed class PipelineVerb : IVerb
         ScheduleKind.ZeroBubbleH1 => $"about a third of 1F1B's (p-1)/m = {(o.Pp - 1) / (double)o.MicroBatches:0.###} when F = I = W",
         _ => $"(p-1)/m = {(o.Pp - 1) / (double)o.MicroBatches:0.###}",
     };
+
+    /// <summary>
+    /// The planner's activation bytes for pipeline rank <paramref name="rank"/> holding <paramref name="inFlight"/>
+    /// micro-batches per chunk (Korthikanti et al.'s terms, <see cref="ActivationMemory"/>): each stage's layers (its
+    /// recomputed ones keeping only their input, plus one recomputed layer's working set), the embedding on the first
+    /// stage and the output layer on the last; float64 elements count twice fp32's.
+    /// </summary>
+    private static double Predicted(Options o, PipelineLayout layout, int rank, IReadOnlyList<int> inFlight, DType compute)
+    {
+        var t = o.Config.Transformer;
+        var model = new ModelSpec
+        {
+            Name = "mp pipeline", Layers = o.Config.Layers, Hidden = t.HiddenSize, Heads = t.AttentionHeads, KvHeads = t.QueryGroups,
+            Ffn = t.FfnHiddenSize, Activation = FfnActivation.SwiGlu, Vocab = o.Config.VocabSize, SequenceLength = o.Micro.Sequence,
+            TiedEmbeddings = o.Config.ShareEmbeddingsAndOutputWeights,
+        };
+        var training = new TrainingSpec
+        {
+            GlobalBatch = o.Micro.Batch * o.MicroBatches, Precision = compute == DType.BFloat16 ? Precision.Bf16 : Precision.Fp32,
+            SequenceParallel = o.SequenceParallel, Attention = AttentionKind.Flash,
+        };
+        double Sum(IReadOnlyList<Term> terms) => terms.Sum(x => x.Value);
+        double layer = Sum(ActivationMemory.LayerWithoutRecompute(model, training, o.Tp, o.Micro.Batch));
+        double checkpoint = Sum(ActivationMemory.Layer(model, training with { Recompute = Recompute.Full }, o.Tp, o.Micro.Batch));
+        double total = 0;
+        for (int c = 0; c < inFlight.Count; c++)
+        {
+            int stage = c * o.Pp + rank, layers = layout.LayerCounts[stage], recomputed = Math.Min(o.Recompute, layers);
+            double perMicroBatch = (layers - recomputed) * layer + (recomputed > 0 ? checkpoint : 0)
+                + (stage == 0 ? Sum(ActivationMemory.Embedding(model, training, o.Tp, o.Micro.Batch)) : 0)
+                + (stage == layout.Stages - 1 ? Sum(ActivationMemory.Output(model, training, o.Tp, o.Micro.Batch)) : 0);
+            total += inFlight[c] * perMicroBatch + (recomputed > 0 ? recomputed * layer : 0);
+        }
+        return compute == DType.Float64 ? 2 * total : total;
+    }
 
     private static int[] Tokens(Random rng, int count, int vocab) => Enumerable.Range(0, count).Select(_ => rng.Next(vocab)).ToArray();
 
