@@ -38,6 +38,18 @@ public class GpuPipelineTests
             PipelineLayout.Even(8, pp * v), OneDevice, Micro, Tol);
     }
 
+    /// <summary>Recomputing the first layers of every stage on the GPU changes nothing beyond bf16 rounding.</summary>
+    [Theory]
+    [InlineData("1f1b", 2)]
+    [InlineData("zb-h1", 1)]
+    public void RecomputationMatchesTheCpuReference(string kind, int recompute)
+    {
+        GpuRequirement.Require();
+        var config = new GptConfig(257, 8, Layer);
+        PipelineExecutorTests.AssertMatchesOneRank(ScheduleKinds.Parse(kind), 2, 4, 1, false, 1, config, PipelineLayout.Even(8, 2),
+            OneDevice, Micro, Tol, recompute: recompute);
+    }
+
     /// <summary>The split backward (ZB-H1's I and W) gives the fused backward's gradients (1F1B, same micro-batch order).</summary>
     [Fact]
     public void SplitBackwardEqualsFused()
