@@ -111,7 +111,7 @@ public sealed class PipelineExecutor : IDisposable
     public IEnumerable<GptStage> Stages => _chunks.Select(c => c!.Owner);
 
     /// <summary>Instances of each chunk's stage made so far: the peak number of micro-batches each held at once.</summary>
-    public IReadOnlyList<int> PeakInFlight => _chunks.Select(c => c!.Instances).ToList();
+    public IReadOnlyList<int> PeakInFlight => _chunks.Select(c => c!.PeakInstances).ToList();
 
     /// <summary>
     /// One step: zeroes the gradients, runs this rank's actions for the micro-batches' ids and targets (int32, each

@@ -4,29 +4,28 @@ namespace ModelParallel.Training.Pipeline;
 
 /// <summary>
 /// The instances of one pipeline stage on this rank: the owner, which makes the parameters, and replicas sharing them
-/// (<see cref="ParallelContext.ShareParameters"/>), one per micro-batch in flight, each keeping its own activations.
-/// A replica is made when every instance is busy, so <see cref="Instances"/> ends at the schedule's peak in-flight count.
+/// (<see cref="ParallelContext.ShareParameters"/>), one per further micro-batch in flight, each keeping its own
+/// activations. A replica is made when a forward finds every instance busy and disposed as soon as its micro-batch is
+/// done, so the activations held follow the schedule's micro-batches in flight and <see cref="PeakInstances"/> is their
+/// peak for this stage.
 /// </summary>
 internal sealed class StageReplicas : IDisposable
 {
     private readonly Func<GptStage?, GptStage> _create;
-    private readonly List<GptStage> _all = [];
-    private readonly Stack<GptStage> _free = new();
     private readonly Dictionary<int, GptStage> _busy = [];
+    private bool _ownerBusy;
 
     /// <param name="create">Makes an instance; its argument is the owner for a replica, null for the owner itself.</param>
     public StageReplicas(Func<GptStage?, GptStage> create)
     {
         _create = create;
         Owner = create(null);
-        _all.Add(Owner);
-        _free.Push(Owner);
     }
 
     public GptStage Owner { get; }
 
-    /// <summary>Instances made so far: the most micro-batches this stage held at once.</summary>
-    public int Instances => _all.Count;
+    /// <summary>The most instances (micro-batches of this stage) alive at once so far.</summary>
+    public int PeakInstances { get; private set; } = 1;
 
     /// <summary>An idle instance for <paramref name="microBatch"/>'s forward.</summary>
     public GptStage Rent(int microBatch)
@@ -35,15 +34,21 @@ internal sealed class StageReplicas : IDisposable
         {
             throw new InvalidOperationException($"stage {Owner.Stage}: micro-batch {microBatch} is already in flight");
         }
-        if (!_free.TryPop(out var stage))
+        GptStage stage;
+        if (!_ownerBusy)
+        {
+            stage = Owner;
+            _ownerBusy = true;
+        }
+        else
         {
             using (Owner.Context.ShareParameters(Owner.Parameters))
             {
                 stage = _create(Owner);
             }
-            _all.Add(stage);
         }
         _busy[microBatch] = stage;
+        PeakInstances = Math.Max(PeakInstances, _busy.Count);
         return stage;
     }
 
@@ -52,19 +57,29 @@ internal sealed class StageReplicas : IDisposable
         ? stage
         : throw new InvalidOperationException($"stage {Owner.Stage}: micro-batch {microBatch} has no forward in flight");
 
-    /// <summary>Makes <paramref name="microBatch"/>'s instance idle again.</summary>
+    /// <summary><paramref name="microBatch"/> is done: the owner becomes idle, a replica is disposed (its activations freed).</summary>
     public void Release(int microBatch)
     {
-        _free.Push(Of(microBatch));
+        var stage = Of(microBatch);
         _busy.Remove(microBatch);
+        if (ReferenceEquals(stage, Owner))
+        {
+            _ownerBusy = false;
+        }
+        else
+        {
+            stage.Dispose();
+        }
     }
 
-    /// <summary>Disposes the replicas first, so the owner frees the shared parameters last.</summary>
+    /// <summary>Disposes the replicas still alive first, so the owner frees the shared parameters last.</summary>
     public void Dispose()
     {
-        for (int i = _all.Count - 1; i >= 0; i--)
+        foreach (var stage in _busy.Values.Where(s => !ReferenceEquals(s, Owner)))
         {
-            _all[i].Dispose();
+            stage.Dispose();
         }
+        _busy.Clear();
+        Owner.Dispose();
     }
 }
