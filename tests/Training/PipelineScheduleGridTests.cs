@@ -6,7 +6,8 @@ namespace ModelParallel.Tests.Training;
 /// Every schedule kind over a grid of ranks p 1..8, micro-batches m (odd, prime, not divisible by p) and virtual
 /// stages v 1..4 (torch.distributed.pipelining's test_schedule.py grid): either the generator refuses the combination
 /// by exactly the documented rule, or the schedule validates with and without communication, runs every (stage,
-/// micro-batch) once, simulates to the end, and has the bubble and in-flight peak of its closed form.
+/// micro-batch) once, simulates to the end, and has the bubble and in-flight peak of its closed form; lowered with
+/// communication (free transfers, grouped rendezvous), it keeps exactly the compute-only makespan and bubble.
 /// Costs: the zero-bubble paper's F = I = W = 1, B = 2, free transfers (the closed forms of GPipe and 1F1B hold for
 /// any B when F, B are equal per stage; the 1/3 of ZB-H1 needs F = I = W).
 /// </summary>
@@ -78,8 +79,12 @@ public sealed class PipelineScheduleGridTests
         var ideal = ScheduleSimulator.Simulate(compute, Costs);
         var lowered = ScheduleSimulator.Simulate(full, Costs);
         var slowLinks = ScheduleSimulator.Simulate(full, Costs with { P2P = 0.25 });
-        Assert.True(lowered.Makespan >= ideal.Makespan - 1e-9, at);
+        // Free transfers: the lowered schedule keeps the compute-only timeline's makespan, so its bubble, exactly.
+        Assert.True(Math.Abs(lowered.Makespan - ideal.Makespan) < 1e-9, $"{at}: {lowered.Makespan} vs {ideal.Makespan}");
+        Assert.True(Math.Abs(lowered.BubbleFraction - ideal.BubbleFraction) < 1e-9,
+            $"{at}: bubble {lowered.BubbleFraction} vs {ideal.BubbleFraction}");
         Assert.True(slowLinks.Makespan >= lowered.Makespan - 1e-9, at);
+        AssertPairsInOrder(full, at);
         double perRank = (kind == ScheduleKind.ZeroBubbleH1 ? 3 : Costs.Forward + Costs.Backward) * m * v;
         Assert.All(ideal.ComputeTime, c => Assert.Equal(perRank, c, 9));
 
@@ -98,6 +103,7 @@ public sealed class PipelineScheduleGridTests
             case ScheduleKind.Interleaved1F1B:
                 double interleaved = (p - 1.0) / (v * m);
                 Assert.True(Math.Abs(ideal.BubbleFraction - interleaved) < 1e-9, $"{at}: bubble {ideal.BubbleFraction}");
+                Assert.True(Math.Abs(lowered.BubbleFraction - interleaved) < 1e-9, $"{at}: lowered bubble {lowered.BubbleFraction}");
                 Assert.Equal(Math.Min(2 * (p - 1) + (v - 1) * p + 1, m * v), ideal.PeakInFlight[0]);
                 break;
             case ScheduleKind.ZeroBubbleH1:
@@ -120,10 +126,30 @@ public sealed class PipelineScheduleGridTests
                 Assert.All(ideal.PeakInFlight, n => Assert.InRange(n, 1, Math.Min(p, m)));
                 break;
         }
-        if (kind != ScheduleKind.Interleaved1F1B)
+    }
+
+    /// <summary>
+    /// Transfers between two ranks pair in the order they are posted (ICommunicator.BatchSendRecv): the sends from one
+    /// rank to another name, in order, the same transfers as the other rank's receives from it.
+    /// </summary>
+    private static void AssertPairsInOrder(PipelineSchedule s, string at)
+    {
+        PipelineAction Peer(PipelineAction a) => a.Kind == ActionKind.SendActivation
+            ? new(ActionKind.RecvActivation, a.Stage + 1, a.MicroBatch)
+            : new(ActionKind.RecvGradient, a.Stage - 1, a.MicroBatch);
+        for (int from = 0; from < s.Ranks; from++)
         {
-            // The lowering found a common pause for every transfer: no rendezvous stall at all.
-            Assert.True(Math.Abs(lowered.Makespan - ideal.Makespan) < 1e-9, $"{at}: {lowered.Makespan} vs {ideal.Makespan}");
+            for (int to = 0; to < s.Ranks; to++)
+            {
+                var sends = s.Actions[from]
+                    .Where(a => a.Kind is ActionKind.SendActivation or ActionKind.SendGradient)
+                    .Select(Peer).Where(a => s.RankOfStage(a.Stage) == to).ToList();
+                var recvs = s.Actions[to]
+                    .Where(a => (a.Kind == ActionKind.RecvActivation && s.RankOfStage(a.Stage - 1) == from)
+                        || (a.Kind == ActionKind.RecvGradient && s.RankOfStage(a.Stage + 1) == from))
+                    .ToList();
+                Assert.True(sends.SequenceEqual(recvs), $"{at}: rank {from} to rank {to}: sends and receives pair out of order");
+            }
         }
     }
 

@@ -73,6 +73,24 @@ public sealed class PipelineScheduleSimulatorTests
         Assert.Equal(7, c.Makespan, 9);
     }
 
+    /// <summary>
+    /// Interleaved 1F1B lowered with communication: every rank waits on a neighbour busy in a backward unless the
+    /// transfers go between steps (Megatron's batched send and receive); then it keeps (p - 1) / (v m) with free links.
+    /// </summary>
+    [Theory]
+    [InlineData(2, 4, 2)]
+    [InlineData(2, 8, 2)]
+    [InlineData(8, 16, 2)]
+    [InlineData(4, 8, 4)]
+    public void InterleavedWithCommunication_KeepsItsBubble(int p, int m, int v)
+    {
+        var costs = new StageCosts(1, 2, 1, 1, 0);
+        var compute = ScheduleGenerator.Create(ScheduleKind.Interleaved1F1B, p, m, v);
+        var full = ScheduleSimulator.Simulate(PipelineCommunication.Insert(compute), costs);
+        Assert.Equal(ScheduleSimulator.Simulate(compute, costs).Makespan, full.Makespan, 9);
+        Assert.Equal((p - 1.0) / (v * m), full.BubbleFraction, 9);
+    }
+
     [Fact]
     public void Costs_AreChecked()
     {
