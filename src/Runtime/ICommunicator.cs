@@ -55,9 +55,11 @@ public interface ICommunicator : IDisposable
     /// <summary>
     /// Issues every transfer as one group (ncclGroupStart/End, torch's batch_isend_irecv): all sends and receives are
     /// posted together and complete together, so ranks exchanging with several peers in any order cannot deadlock.
-    /// Transfers between the same two ranks match in the order given.
+    /// Transfers between the same two ranks match in the order given. On CUDA they run on the backend's transfer stream
+    /// after the work already issued on its compute stream, so they overlap the compute issued after them; the returned
+    /// group says when received tensors may be read and sent ones reused (<see cref="TransferGroup"/>).
     /// </summary>
-    void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers);
+    TransferGroup BatchSendRecv(IReadOnlyList<PeerTransfer> transfers);
 
     /// <summary>Collective over this group: ranks with the same color form a new group,
     /// ordered by key (ties by rank). Every rank of this group must call it.</summary>

@@ -386,6 +386,61 @@ public class SameDeviceWorldTests
         }
     }
 
+    /// <summary>
+    /// Batched transfers both ways around a ring run on the transfer stream: the received tensor is right once the
+    /// compute stream waits for the group (the sender poisons its tensor late on its own stream, the receiver poisons
+    /// its buffer right before the call and keeps its compute stream busy after it), and the sent tensor may be
+    /// overwritten once the group says it is complete or has been waited for.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Worlds))]
+    public void BatchedTransfersRunBesideTheComputeStream(int ranks, DType dtype)
+    {
+        GpuRequirement.Require();
+        var rng = TestRandom.Create();
+        foreach (int count in Counts)
+        {
+            var inputs = FreshInputs(rng, ranks, count, dtype);
+            var outputs = SameDeviceWorld.Run(ranks, ctx =>
+            {
+                var backend = ctx.Backend;
+                int next = (ctx.Rank + 1) % ranks, previous = (ctx.Rank + ranks - 1) % ranks;
+                using var busy = new Busy(backend);
+                using var mine = backend.Allocate(dtype, count);
+                using var fromPrevious = backend.Allocate(dtype, count);
+                using var fromNext = backend.Allocate(dtype, count);
+                using var later = backend.Allocate(dtype, 1);
+                var results = new double[Iterations][];
+                for (int i = 0; i < Iterations; i++)
+                {
+                    backend.Kernels.Fill(fromPrevious, double.NaN);
+                    backend.Kernels.Fill(fromNext, double.NaN);
+                    busy.WriteLate(ctx, mine, inputs[i][ctx.Rank], i);
+                    var group = ctx.World.BatchSendRecv(
+                    [
+                        PeerTransfer.Send(mine, next), PeerTransfer.Recv(fromPrevious, previous),
+                        PeerTransfer.Send(mine, previous), PeerTransfer.Recv(fromNext, next),
+                    ]);
+                    busy.WriteLate(ctx, later, [1.0], i + 1);
+                    group.Wait();
+                    Assert.True(group.IsComplete);
+                    backend.Kernels.Fill(mine, double.NaN);
+                    results[i] = [.. TestTensors.Download(fromPrevious), .. TestTensors.Download(fromNext)];
+                }
+                return results;
+            });
+            for (int i = 0; i < Iterations; i++)
+            {
+                for (int rank = 0; rank < ranks; rank++)
+                {
+                    int previous = (rank + ranks - 1) % ranks, next = (rank + 1) % ranks;
+                    AssertWithin(outputs[rank][i], [.. inputs[i][previous], .. inputs[i][next]], 0,
+                        $"batched ring of {count} x {dtype} on rank {rank} of {ranks}, iteration {i}");
+                }
+            }
+        }
+    }
+
     /// <summary>Groups by parity, ordered by descending rank; collectives of the groups and of the world interleave.</summary>
     [Theory]
     [MemberData(nameof(Worlds))]

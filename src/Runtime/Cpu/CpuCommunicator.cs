@@ -184,7 +184,7 @@ public sealed class CpuCommunicator : ICommunicator
         }
     }
 
-    public void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
+    public TransferGroup BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
     {
         ArgumentNullException.ThrowIfNull(transfers);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -208,6 +208,7 @@ public sealed class CpuCommunicator : ICommunicator
                 _group.WaitDelivered(Rank, peer, message);
             }
         }
+        return TransferGroup.Completed;
     }
 
     public ICommunicator Split(int color, int key)

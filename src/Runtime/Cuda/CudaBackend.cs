@@ -44,6 +44,7 @@ public sealed class CudaBackend : IBackend
         try
         {
             Stream = Track(new CudaStream(device, streamPriority), created);
+            TransferStream = Track(new CudaStream(device, streamPriority), created);
             Allocator = Track(new CachingAllocator(device), created);
             _done = Track(new CudaEvent(device, timing: false), created);
             _stagingFree = Track(new CudaEvent(device, timing: false), created);
@@ -80,6 +81,9 @@ public sealed class CudaBackend : IBackend
 
     /// <summary>The stream everything of this backend is issued on.</summary>
     public CudaStream Stream { get; }
+
+    /// <summary>Where point-to-point transfers run beside the compute on <see cref="Stream"/> (<see cref="TransferGroup"/>).</summary>
+    public CudaStream TransferStream { get; }
 
     public CachingAllocator Allocator { get; }
 
@@ -354,6 +358,7 @@ public sealed class CudaBackend : IBackend
         try
         {
             Synchronize();
+            TransferStream.Synchronize();
         }
         catch (Exception e) when (e is NativeCallException or OperationCanceledException or TimeoutException)
         {
@@ -371,6 +376,7 @@ public sealed class CudaBackend : IBackend
         _timingStart.Dispose();
         _timingEnd.Dispose();
         Allocator.Dispose();
+        TransferStream.Dispose();
         Stream.Dispose();
     }
 }

@@ -144,7 +144,7 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         Issue(ended, $"ncclGroupEnd(send to {sendPeer}, receive from {recvPeer})");
     }
 
-    public void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
+    public TransferGroup BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
     {
         ArgumentNullException.ThrowIfNull(transfers);
         var checkedTransfers = transfers.Select(t =>
@@ -154,18 +154,26 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         }).ToList();
         if (checkedTransfers.Count == 0)
         {
-            return;
+            return TransferGroup.Completed;
         }
         nint comm = Comm;
         Cuda.Device.MakeCurrent(Backend.Device);
+        // The transfers start after the work issued so far on the compute stream (which made what they send and
+        // allocated what they receive into).
+        var transferStream = Backend.TransferStream;
+        using (var ready = new CudaEvent(Backend.Device, timing: false))
+        {
+            ready.Record(Backend.Stream);
+            transferStream.Wait(ready);
+        }
         Status.CheckNccl(Nccl.GroupStart(), "ncclGroupStart", comm);
         int failed = Nccl.Success;
         string what = "";
         foreach (var (t, peer, isSend) in checkedTransfers)
         {
             int status = isSend
-                ? Nccl.Send(t.Pointer, (nuint)t.Count, DataType(t.DType), peer, comm, Backend.Stream.Handle)
-                : Nccl.Recv(t.Pointer, (nuint)t.Count, DataType(t.DType), peer, comm, Backend.Stream.Handle);
+                ? Nccl.Send(t.Pointer, (nuint)t.Count, DataType(t.DType), peer, comm, transferStream.Handle)
+                : Nccl.Recv(t.Pointer, (nuint)t.Count, DataType(t.DType), peer, comm, transferStream.Handle);
             if (status != Nccl.Success)
             {
                 failed = status;
@@ -176,6 +184,9 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         int ended = Nccl.GroupEnd();
         Issue(failed, what);
         Issue(ended, $"ncclGroupEnd({checkedTransfers.Count} transfers)");
+        var done = new CudaEvent(Backend.Device, timing: false);
+        done.Record(transferStream);
+        return CudaTransfers.Group(Backend.Stream, [done]);
     }
 
     /// <summary>Collective over this communicator (every rank must call it): ranks passing the same

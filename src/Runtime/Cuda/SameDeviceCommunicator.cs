@@ -1,3 +1,4 @@
+using ModelParallel.Interop;
 using ModelParallel.Runtime.Cpu;
 
 namespace ModelParallel.Runtime.Cuda;
@@ -190,7 +191,11 @@ public sealed class SameDeviceCommunicator : ICommunicator
         }
     }
 
-    public void BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
+    /// <summary>
+    /// The receives are copied on this rank's transfer stream, after its compute stream's work so far and the sender's
+    /// data; the returned group orders the compute stream after them and after the peers' copies of what this rank sent.
+    /// </summary>
+    public TransferGroup BatchSendRecv(IReadOnlyList<PeerTransfer> transfers)
     {
         ArgumentNullException.ThrowIfNull(transfers);
         var owned = transfers.Select(t =>
@@ -198,22 +203,83 @@ public sealed class SameDeviceCommunicator : ICommunicator
             CheckPeer(t.Peer, nameof(transfers), excludeSelf: true);
             return (Tensor: Require(t.Tensor, nameof(transfers)), t.Peer, t.IsSend);
         }).ToList();
+        if (owned.Count == 0)
+        {
+            return TransferGroup.Completed;
+        }
+        var events = new List<CudaEvent>();
         // Every send is posted before any receive, so ranks exchanging with several peers find their messages waiting.
         var posted = owned.Where(t => t.IsSend).Select(t => (t.Peer, Message: Post(t.Tensor, t.Peer))).ToList();
         try
         {
-            foreach (var t in owned.Where(t => !t.IsSend))
+            var receives = owned.Where(t => !t.IsSend).ToList();
+            if (receives.Count > 0)
             {
-                Receive(t.Tensor, t.Peer);
+                Device.MakeCurrent(Backend.Device);
+                using (var ready = new CudaEvent(Backend.Device, timing: false))
+                {
+                    // The receive buffers were allocated (and maybe last used) on the compute stream.
+                    ready.Record(Backend.Stream);
+                    Backend.TransferStream.Wait(ready);
+                }
+                foreach (var t in receives)
+                {
+                    ReceiveOnTransferStream(t.Tensor, t.Peer);
+                }
+                var received = new CudaEvent(Backend.Device, timing: false);
+                received.Record(Backend.TransferStream);
+                events.Add(received);
             }
         }
         finally
         {
             foreach (var (peer, message) in posted)
             {
-                Complete(message, peer);
+                _group.WaitDelivered(Rank, peer, message);
+                if (message.Delivered)
+                {
+                    message.Ready.Dispose();
+                }
+                if (message.Done is { } done)
+                {
+                    events.Add(done);
+                }
             }
         }
+        return CudaTransfers.Group(Backend.Stream, events);
+    }
+
+    /// <summary>Takes the oldest message from <paramref name="peer"/> and copies it into <paramref name="recv"/> on the
+    /// transfer stream after the sender's event; the event recorded after the copy goes back to the sender.</summary>
+    private void ReceiveOnTransferStream(CudaTensor recv, int peer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var message = _group.Take(Rank, peer);
+        var sent = message.Tensor;
+        if (sent.DType != recv.DType || sent.Count != recv.Count)
+        {
+            string error = $"Send from rank {peer} has {sent.Count} {sent.DType} elements but Recv on rank {Rank} " +
+                           $"expects {recv.Count} {recv.DType} elements";
+            _group.Deliver(message, null, error);
+            throw new ArgumentException(error);
+        }
+        CudaEvent? done = null;
+        try
+        {
+            var stream = Backend.TransferStream;
+            stream.Wait(message.Ready);
+            Status.CheckCuda(CudaRuntime.MemcpyAsync(recv.Pointer, sent.Pointer, (nuint)recv.Bytes, CudaRuntime.MemcpyDeviceToDevice,
+                stream.Handle), $"cudaMemcpyAsync(device to device, {recv.Bytes} bytes, rank {peer} to {Rank})");
+            done = new CudaEvent(Backend.Device, timing: false);
+            done.Record(stream);
+        }
+        catch (Exception e)
+        {
+            done?.Dispose();
+            _group.Deliver(message, null, $"Recv on rank {Rank} failed to copy from rank {peer}: {e.Message}");
+            throw;
+        }
+        _group.Deliver(message, done, null);
     }
 
     /// <summary>Collective over this group: ranks passing the same <paramref name="color"/> (&gt;= 0) form a new group

@@ -17,7 +17,9 @@ public sealed record PipelineStepResult(double Loss, IReadOnlyList<ExecutedActio
 /// Runs any <see cref="PipelineSchedule"/> (with its communication actions) on this pipeline rank: the rank's stages
 /// (chunk c is global stage c x ranks + rank), a replica of a stage per micro-batch in flight, activations sent forward
 /// and gradients backward between neighbouring stages, each run of consecutive communication actions issued as one
-/// group (<see cref="ICommunicator.BatchSendRecv"/>). The loss is normalised over every token of the global batch, so a
+/// group (<see cref="ICommunicator.BatchSendRecv"/>). On GPUs the transfers run on the transfer stream: the compute
+/// stream waits for a received tensor only where it is used, and a stage replica whose tensors are being sent is freed
+/// only once the device has finished sending them, so transfers overlap the compute between. The loss is normalised over every token of the global batch, so a
 /// step's gradients are those of the whole batch whatever the ranks, micro-batches and virtual stages.
 /// </summary>
 public sealed class PipelineExecutor : IDisposable
@@ -206,6 +208,9 @@ public sealed class PipelineExecutor : IDisposable
         private readonly Dictionary<(int, int), Tensor> _inputGrad = [];
         private readonly Dictionary<(int, int), Tensor> _tokens = [];
         private readonly Dictionary<(int, int), int> _holds = [];
+        private readonly Dictionary<(int Kind, int Stage, int MicroBatch), TransferGroup> _arrivals = [];
+        private readonly Dictionary<(int, int), List<TransferGroup>> _sends = [];
+        private readonly List<(int Stage, int MicroBatch)> _finishing = [];
         private readonly HashSet<(int, int)> _localOutputGrad = [];
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly List<ExecutedAction> _timeline = [];
@@ -237,6 +242,7 @@ public sealed class PipelineExecutor : IDisposable
             var actions = _schedule.Actions[_executor.Rank];
             for (int i = 0; i < actions.Count;)
             {
+                ReleaseFinished(wait: false);
                 if (actions[i].IsCommunication)
                 {
                     int end = i;
@@ -259,6 +265,7 @@ public sealed class PipelineExecutor : IDisposable
                     i++;
                 }
             }
+            ReleaseFinished(wait: true);
             if (_output.Count > 0 || _inputGrad.Count > 0 || _received.Count > 0 || _receivedGrad.Count > 0 || _holds.Count > 0)
             {
                 throw new InvalidOperationException(
@@ -291,7 +298,7 @@ public sealed class PipelineExecutor : IDisposable
             {
                 case ActionKind.Forward:
                 {
-                    var input = s == 0 ? Tokens(mb, _ids, "ids") : _received.TryGetValue((s, mb), out var received) ? received : LocalOutput(s - 1, mb);
+                    var input = s == 0 ? Tokens(mb, _ids, "ids") : _received.TryGetValue((s, mb), out var received) ? Arrived(0, s, mb, received) : LocalOutput(s - 1, mb);
                     var stage = chunk.Rent(mb);
                     var y = stage.Forward(input, stage.IsLast ? Tokens(mb, _targets, "targets") : null, shape);
                     if (stage.IsLast)
@@ -311,7 +318,7 @@ public sealed class PipelineExecutor : IDisposable
                 {
                     var stage = chunk.Of(mb);
                     bool local = !stage.IsLast && !_receivedGrad.ContainsKey((s, mb));
-                    var dy = stage.IsLast ? null : local ? LocalInputGrad(s + 1, mb) : _receivedGrad[(s, mb)];
+                    var dy = stage.IsLast ? null : local ? LocalInputGrad(s + 1, mb) : Arrived(1, s, mb, _receivedGrad[(s, mb)]);
                     bool defer = kind == ActionKind.BackwardInput;
                     var dx = stage.Backward(dy, _lossScale, defer);
                     if (local && !defer)
@@ -371,8 +378,42 @@ public sealed class PipelineExecutor : IDisposable
             if (_holds[(stage, mb)] == 0)
             {
                 _holds.Remove((stage, mb));
-                Chunk(stage).Release(mb);
+                _finishing.Add((stage, mb));
+                ReleaseFinished(wait: false);
             }
+        }
+
+        /// <summary>
+        /// Frees the stage instances that are done and whose sent tensors have left (with <paramref name="wait"/>, after
+        /// ordering the compute stream after their transfers).
+        /// </summary>
+        private void ReleaseFinished(bool wait)
+        {
+            for (int i = _finishing.Count - 1; i >= 0; i--)
+            {
+                var key = _finishing[i];
+                var sends = _sends.GetValueOrDefault(key) ?? [];
+                if (wait)
+                {
+                    sends.ForEach(g => g.Wait());
+                }
+                if (sends.All(g => g.IsComplete))
+                {
+                    _sends.Remove(key);
+                    _finishing.RemoveAt(i);
+                    Chunk(key.Stage).Release(key.MicroBatch);
+                }
+            }
+        }
+
+        /// <summary>A received tensor, once the compute stream is ordered after the transfer that brought it.</summary>
+        private Tensor Arrived(int kind, int stage, int mb, Tensor tensor)
+        {
+            if (_arrivals.Remove((kind, stage, mb), out var group))
+            {
+                group.Wait();
+            }
+            return tensor;
         }
 
         private void Communicate(List<PipelineAction> group)
@@ -401,9 +442,30 @@ public sealed class PipelineExecutor : IDisposable
                         throw new InvalidOperationException($"{kind} is not a communication action");
                 }
             }
-            _executor._pipeline.BatchSendRecv(transfers);
+            var sent = _executor._pipeline.BatchSendRecv(transfers);
+            foreach (var (kind, s, mb) in group)
+            {
+                switch (kind)
+                {
+                    case ActionKind.RecvActivation:
+                        _arrivals[(0, s, mb)] = sent;
+                        break;
+                    case ActionKind.RecvGradient:
+                        _arrivals[(1, s, mb)] = sent;
+                        break;
+                    default:
+                        // SEND_F carries the output of (s, mb)'s instance, SEND_B its input gradient.
+                        if (!_sends.TryGetValue((s, mb), out var list))
+                        {
+                            _sends[(s, mb)] = list = [];
+                        }
+                        list.Add(sent);
+                        break;
+                }
+            }
             if (_executor._synchronize)
             {
+                sent.Wait();
                 _backend.Synchronize();
             }
             P2PBytes += transfers.Sum(t => t.Tensor.Bytes);
