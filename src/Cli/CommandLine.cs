@@ -15,6 +15,12 @@ internal sealed class CommandLine
     private readonly Dictionary<string, string?> values = new(StringComparer.Ordinal);
     private readonly HashSet<string> read = new(StringComparer.Ordinal);
 
+    /// <summary>The flags every verb accepts to print its usage.</summary>
+    public static IReadOnlyCollection<string> HelpFlags { get; } = ["--help", "-h"];
+
+    /// <summary>Whether <c>--help</c> or <c>-h</c> is given; marks both read.</summary>
+    public bool HelpRequested() => Has("--help") | Has("-h");
+
     /// <summary>The program and its arguments after the options (<see cref="ParseBeforeProgram"/>); empty otherwise.</summary>
     public IReadOnlyList<string> Program { get; private set; } = [];
 

@@ -40,6 +40,11 @@ public sealed class HfVerb : IVerb
         }
         string folder = args[0];
         var line = CommandLine.Parse(args[1..], Flags, laterOverrides: true);
+        if (line.HelpRequested())
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
         var backend = Backends.Parse(line.String("--backend") ?? "auto");
         int tp = line.Int("--tp", min: 1) ?? 1;
         bool sp = line.Has("--sp");

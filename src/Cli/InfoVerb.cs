@@ -7,27 +7,40 @@ namespace ModelParallel.Cli;
 /// <summary>
 /// <c>mp info [--backend auto|cuda|cpu] [--max-bytes N]</c>: the CUDA stack's versions, each device, the
 /// peer matrix, then a short all-reduce benchmark on whatever is present (all GPUs through NCCL, or the CPU
-/// backend with 4 ranks when there is no GPU).
+/// backend with 4 ranks when there is no GPU). Asking for <c>--backend cuda</c> where CUDA cannot be used is a failed
+/// run (exit 1, one line on stderr saying why), never a silent fall-back to the CPU.
 /// </summary>
 public sealed class InfoVerb : IVerb
 {
+    private const string Help = "usage: mp info [--backend auto|cuda|cpu] [--max-bytes N]";
+
     public string Name => "info";
 
     public string Summary => "CUDA, cuBLASLt and NCCL versions, devices, peer matrix, and a short all-reduce benchmark";
 
     public int Run(string[] args)
     {
-        var line = CommandLine.Parse(args, [], laterOverrides: true);
+        var line = CommandLine.Parse(args, CommandLine.HelpFlags, laterOverrides: true);
+        if (line.HelpRequested())
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
         string backendName = line.String("--backend") ?? "auto";
         long? maxBytes = line.Long("--max-bytes", min: 8);
         line.RejectUnknown(option => $"unknown option '{option}' (--backend, --max-bytes)");
         var kind = Backends.Parse(backendName);
+        if (kind == BackendKind.Cuda && !CudaBackend.TryGetDeviceCount(out _, out string unusable))
+        {
+            Console.Error.WriteLine($"mp info: CUDA cannot be used: {OneLine(unusable)}");
+            return 1;
+        }
         Console.WriteLine($"ModelParallel {typeof(InfoVerb).Assembly.GetName().Version} on .NET {Environment.Version}, {Environment.ProcessorCount} CPUs");
         int gpus = PrintCuda();
         int ranks = kind == BackendKind.Cuda ? gpus : 4;
         if (kind == BackendKind.Cuda && gpus < 2)
         {
-            Console.WriteLine($"all-reduce: {gpus} GPU present; a collective needs at least 2 (run with --backend cpu for the CPU backend)");
+            Console.Error.WriteLine($"all-reduce: {gpus} GPU present; a collective needs at least 2 (run with --backend cpu for the CPU backend)");
             return 0;
         }
         long max = maxBytes ?? (kind == BackendKind.Cuda ? 64L << 20 : 1L << 20);
@@ -49,12 +62,20 @@ public sealed class InfoVerb : IVerb
         return 0;
     }
 
+    /// <summary>The first line of a multi-line reason (without its list of paths tried) and its last line, the advice.</summary>
+    internal static string OneLine(string reason)
+    {
+        var lines = reason.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length <= 1 ? reason.Trim()
+            : $"{lines[0].Replace(" Tried:", "", StringComparison.Ordinal).TrimEnd('.')} ({lines[^1].TrimEnd('.')})";
+    }
+
     /// <summary>Prints versions, devices and the peer matrix; returns the number of GPUs (0 when CUDA is unusable).</summary>
     private static int PrintCuda()
     {
         if (!CudaBackend.TryGetDeviceCount(out int count, out string reason))
         {
-            Console.WriteLine($"CUDA: not available ({reason}); using the CPU backend");
+            Console.Error.WriteLine($"CUDA: not available ({reason}); using the CPU backend");
             return 0;
         }
         Console.WriteLine($"CUDA: {CudaLibraryVersions.Query()}");

@@ -19,6 +19,9 @@ public sealed class LaunchVerb : IVerb
     private const string NodeRank = "--node-rank";
     private static readonly string[] Options = [NprocPerNode, MasterAddr, MasterPort, Nnodes, NodeRank];
 
+    private const string Help =
+        "usage: mp launch --nproc-per-node N [--master-addr A] [--master-port P] [--nnodes M --node-rank K] [--] PROGRAM [ARGS]";
+
     public string Name => "launch";
 
     public string Summary =>
@@ -26,6 +29,11 @@ public sealed class LaunchVerb : IVerb
 
     public int Run(string[] args)
     {
+        if (IsHelp(args))
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
         var options = Parse(args);
         using var interrupt = new CancellationTokenSource();
         void Stop(PosixSignalContext context)
@@ -36,6 +44,28 @@ public sealed class LaunchVerb : IVerb
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         return Launcher.Run(options, Console.Out, interrupt.Token);
+    }
+
+    /// <summary>Whether <c>--help</c> or <c>-h</c> is among the options before PROGRAM (PROGRAM's own are its own).</summary>
+    public static bool IsHelp(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] is "--help" or "-h")
+            {
+                return true;
+            }
+            if (args[i] == "--" || !args[i].StartsWith("--", StringComparison.Ordinal))
+            {
+                return false;
+            }
+            if (i + 1 < args.Count && !args[i + 1].StartsWith('-'))
+            {
+                i++; // the option's value
+            }
+        }
+        return false;
     }
 
     /// <summary>Parses and validates the arguments; <see cref="ArgumentException"/> names the bad one.</summary>

@@ -23,6 +23,9 @@ public sealed class LayerVerb : IVerb
 
     private static readonly string[] Flags = ["--sp", "--bias", "--help", "-h"];
 
+    /// <summary>The most ranks a run starts: one thread (CPU) or one GPU each.</summary>
+    private const int MaxTp = 1024;
+
     public string Name => "layer";
 
     public string Summary => "run a transformer layer at TP=N, check it against TP=1, print errors, collectives and times";
@@ -62,7 +65,7 @@ public sealed class LayerVerb : IVerb
         double worst = 0;
         if (cpuReference is null)
         {
-            Console.WriteLine($"CPU float64 reference: skipped, the layer needs about {work:E1} multiply-adds (limit {CpuReferenceLimit:E0})");
+            Console.Error.WriteLine($"CPU float64 reference: skipped, the layer needs about {work:E1} multiply-adds (limit {CpuReferenceLimit:E0})");
         }
         else
         {
@@ -227,8 +230,31 @@ public sealed class LayerVerb : IVerb
             };
             line.RejectUnknown(option => $"unknown option '{option}'\n{Help}");
             int degree = tp ?? throw new ArgumentException($"--tp is required\n{Help}");
+            if (degree > MaxTp)
+            {
+                throw new ArgumentException($"--tp {degree}: more than {MaxTp} ranks (one thread or GPU each) is refused");
+            }
+            Positive(("--hidden", hidden), ("--heads", heads), ("--kv-heads", kvHeads), ("--ffn", ffn), ("--seq", seq), ("--batch", batch));
+            if (TokenShape.Problem(seq, batch) is { } tokens)
+            {
+                throw new ArgumentException($"--seq {seq} x --batch {batch}: {tokens}");
+            }
             var config = new TransformerConfig(hidden, heads, kvHeads, ffn, activation, norm, bias);
-            return new Options(degree, backend, config, new TokenShape(seq, batch), sp, iterations, seed);
+            var shape = new TokenShape(seq, batch);
+            // Every size against TP from the numbers alone, before a thread, an allocation or the TP=1 reference.
+            TransformerLayer.Validate("layer", config, degree, sp, shape);
+            return new Options(degree, backend, config, shape, sp, iterations, seed);
+        }
+
+        private static void Positive(params (string Option, int Value)[] values)
+        {
+            foreach (var (option, value) in values)
+            {
+                if (value <= 0)
+                {
+                    throw new ArgumentException($"{option} must be positive (got {value})");
+                }
+            }
         }
     }
 }

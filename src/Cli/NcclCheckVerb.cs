@@ -12,6 +12,7 @@ namespace ModelParallel.Cli;
 public sealed class NcclCheckVerb : IVerb
 {
     private const int DefaultCount = 4099;
+    private const string Help = "usage: mp nccl-check [--gpus N] [--count N]";
 
     public string Name => "nccl-check";
 
@@ -19,10 +20,15 @@ public sealed class NcclCheckVerb : IVerb
 
     public int Run(string[] args)
     {
-        var line = CommandLine.Parse(args, [], laterOverrides: true);
+        var line = CommandLine.Parse(args, CommandLine.HelpFlags, laterOverrides: true);
+        if (line.HelpRequested())
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
         int? gpus = line.Int("--gpus", min: 1);
         int count = line.Int("--count", min: 1) ?? DefaultCount;
-        line.RejectUnknown(option => $"unknown option '{option}'; usage: mp nccl-check [--gpus N] [--count N]");
+        line.RejectUnknown(option => $"unknown option '{option}'; {Help}");
         if (Environment.GetEnvironmentVariable("WORLD_SIZE") is not null)
         {
             if (gpus is not null)

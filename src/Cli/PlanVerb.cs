@@ -101,11 +101,17 @@ public sealed class PlanVerb : IVerb
     {
         var nodes = o.Int("--nodes") ?? 1;
         var preset = o.String("--cluster") is { } name ? ClusterPresets.Get(name, nodes) : null;
+        var gpusPerNode = o.Int("--gpus-per-node") ?? preset?.GpusPerNode ?? throw Missing("--gpus-per-node");
+        if (nodes > 0 && gpusPerNode > 0 && (long)nodes * gpusPerNode > ClusterSpec.MaxGpus)
+        {
+            throw new ArgumentException($"--nodes {nodes} x {(preset is null ? "--gpus-per-node " : $"{preset.Name}'s ")}{gpusPerNode} GPUs per node = " +
+                $"{(long)nodes * gpusPerNode} GPUs, more than the {ClusterSpec.MaxGpus} the planner plans for");
+        }
         return new ClusterSpec
         {
             Name = preset?.Name ?? "custom",
             Nodes = nodes,
-            GpusPerNode = o.Int("--gpus-per-node") ?? preset?.GpusPerNode ?? throw Missing("--gpus-per-node"),
+            GpusPerNode = gpusPerNode,
             GpuMemoryBytes = o.Double("--gpu-memory-gb") * Units.GB ?? preset?.GpuMemoryBytes ?? throw Missing("--gpu-memory-gb"),
             PeakFlops = o.Double("--peak-tflops") * 1e12 ?? preset?.PeakFlops ?? throw Missing("--peak-tflops"),
             IntraNodeBandwidth = o.Double("--intra-bw-gbs") * 1e9 ?? preset?.IntraNodeBandwidth ?? throw Missing("--intra-bw-gbs"),

@@ -22,11 +22,18 @@ public sealed class SelfTestVerb : IVerb
 
     public int Run(string[] args) => args switch
     {
+        ["--help" or "-h"] => PrintHelp(),
         ["rendezvous"] => GatherRanks(),
         ["fail", var rank, var code] => Fail(Integer(rank, "RANK"), Integer(code, "CODE")),
         ["sleep", var seconds] => Sleep(TimeSpan.FromSeconds(Integer(seconds, "SECONDS"))),
         _ => throw new ArgumentException($"unknown selftest '{string.Join(' ', args)}' (expected: {Summary})"),
     };
+
+    private int PrintHelp()
+    {
+        Console.WriteLine($"usage: mp {Name} rendezvous | fail RANK CODE | sleep SECONDS");
+        return 0;
+    }
 
     private static int GatherRanks()
     {

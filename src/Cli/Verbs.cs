@@ -29,5 +29,7 @@ public static class Verbs
     public static IVerb? Find(string name) => All.FirstOrDefault(v => v.Name == name);
 
     public static string Usage() =>
-        "usage: mp VERB [ARGS]\n" + string.Join("\n", All.Select(v => $"  {v.Name,-8} {v.Summary}"));
+        "usage: mp VERB [ARGS]   (mp VERB --help: the verb's options)\n" + string.Join("\n", All.Select(v => $"  {v.Name,-10} {v.Summary}")) +
+        "\nexit codes: 0 ok, 1 a check or run failed (a mismatch, a failed rank, CUDA asked for but unusable), 2 bad input" +
+        "\nresults go to stdout; errors and diagnostics to stderr";
 }

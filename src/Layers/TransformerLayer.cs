@@ -33,6 +33,26 @@ public sealed class TransformerLayer : IParallelLayer
         _deferred = new DeferredWeightGradients(name);
     }
 
+    /// <summary>
+    /// The size checks of the constructor and of forward, from the numbers alone: throws <see cref="ArgumentException"/>
+    /// with the same messages when <paramref name="tensorParallelSize"/> does not divide the heads, the ffn width, the
+    /// key/value heads (or they it), or, with <paramref name="sequenceParallel"/>, the tokens of <paramref name="shape"/>.
+    /// Costs no allocation, so a tool can check its arguments before it starts a rank.
+    /// </summary>
+    public static void Validate(string name, TransformerConfig config, int tensorParallelSize, bool sequenceParallel, TokenShape? shape = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tensorParallelSize);
+        _ = new QueryGroupLayout($"{name}.self_attention", config.HiddenSize, config.AttentionHeads, config.QueryGroups, config.KvChannels,
+            tensorParallelSize);
+        Check.Divide(config.FfnHiddenSize, tensorParallelSize, $"{name}.mlp: ffn hidden size");
+        if (shape is { } tokens)
+        {
+            Check.SequenceRows(tokens, sequenceParallel, tensorParallelSize, name);
+        }
+    }
+
     public string Name { get; }
 
     public ParallelContext Context { get; }

@@ -24,7 +24,11 @@ public sealed record ClusterSpec
     /// <summary>Bytes per second one GPU sends to other nodes (its network adapter).</summary>
     public required double InterNodeBandwidth { get; init; }
 
-    public int TotalGpus => GpusPerNode * Nodes;
+    /// <summary>The most GPUs the planner plans for: sizes stay far inside 32-bit arithmetic, and a larger cluster is a typo.</summary>
+    public const int MaxGpus = 1 << 20;
+
+    /// <summary>GPUs per node x nodes; checked, so use it after <see cref="Validate"/>.</summary>
+    public int TotalGpus => checked(GpusPerNode * Nodes);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value that is not usable.</summary>
     public void Validate()
@@ -36,6 +40,11 @@ public sealed record ClusterSpec
         if (Nodes <= 0)
         {
             throw new ArgumentException($"nodes must be positive (got {Nodes}): a cluster without GPUs has nothing to plan for");
+        }
+        if ((long)GpusPerNode * Nodes > MaxGpus)
+        {
+            throw new ArgumentException(
+                $"{Nodes} nodes x {GpusPerNode} GPUs per node = {(long)GpusPerNode * Nodes} GPUs, more than the {MaxGpus} the planner plans for");
         }
         Positive(GpuMemoryBytes, "GPU memory");
         Positive(PeakFlops, "peak FLOP/s");

@@ -24,7 +24,7 @@ public static class CommunicationModel
     public static Link TensorLink(ClusterSpec c, TrainingSpec t) => Intra(c, t);
 
     public static Link DataLink(ClusterSpec c, TrainingSpec t, ParallelLayout l) =>
-        c.GpusPerNode % (l.Tp * l.Dp) == 0 ? Intra(c, t) : Inter(c, t);
+        c.GpusPerNode % ((long)l.Tp * l.Dp) == 0 ? Intra(c, t) : Inter(c, t);
 
     public static Link PipelineLink(ClusterSpec c, TrainingSpec t) => c.Nodes == 1 ? Intra(c, t) : Inter(c, t);
 

@@ -8,10 +8,11 @@ namespace ModelParallel.Planner;
 /// </summary>
 public sealed record ParallelLayout(int Tp, int Pp, int Dp, int MicroBatch, int VirtualStages = 1, IReadOnlyList<int>? LayerSplit = null)
 {
-    public int Gpus => Tp * Pp * Dp;
+    /// <summary>TP x PP x DP in 64 bits: a layout given by hand may be far off the cluster.</summary>
+    public long Gpus => (long)Tp * Pp * Dp;
 
     /// <summary>Microbatches each pipeline runs per step: global batch / (DP x micro batch).</summary>
-    public int Microbatches(TrainingSpec training) => training.GlobalBatch / (Dp * MicroBatch);
+    public int Microbatches(TrainingSpec training) => (int)(training.GlobalBatch / ((long)Dp * MicroBatch));
 
     /// <summary>Layers held by pipeline stage <paramref name="stage"/> (over all its virtual chunks).</summary>
     public int LayersOnStage(ModelSpec model, int stage) => LayerSplit is null ? model.Layers / Pp : LayerSplit[stage];
@@ -38,8 +39,8 @@ public sealed record ParallelLayout(int Tp, int Pp, int Dp, int MicroBatch, int 
         ?? TensorProblem(model, cluster, Tp)
         ?? PipelineProblem(model, Pp, LayerSplit)
         ?? (Gpus != cluster.TotalGpus ? $"TP {Tp} x PP {Pp} x DP {Dp} = {Gpus} GPUs, but the cluster has {cluster.TotalGpus}" : null)
-        ?? (training.GlobalBatch % (Dp * MicroBatch) != 0
-            ? $"global batch {training.GlobalBatch} is not a multiple of DP {Dp} x micro batch {MicroBatch} = {Dp * MicroBatch}"
+        ?? (training.GlobalBatch % ((long)Dp * MicroBatch) != 0
+            ? $"global batch {training.GlobalBatch} is not a multiple of DP {Dp} x micro batch {MicroBatch} = {(long)Dp * MicroBatch}"
             : null)
         ?? InterleavingProblem(model, training);
 
