@@ -1,4 +1,4 @@
-using ModelParallel.Cli;
+using ModelParallel.Tests.Support;
 
 namespace ModelParallel.Tests.Layers;
 
@@ -63,21 +63,5 @@ public sealed class HfVerbTests : IDisposable
         Assert.Single(error.Trim().Split('\n'));
     }
 
-    private static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var (previousOut, previousError) = (Console.Out, Console.Error);
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            return (Program.Main(args), output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(previousOut);
-            Console.SetError(previousError);
-        }
-    }
+    private static (int Code, string Output, string Error) Run(string[] args) => MpRun.Run(args);
 }

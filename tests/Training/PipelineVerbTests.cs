@@ -1,4 +1,4 @@
-using ModelParallel.Cli;
+using ModelParallel.Tests.Support;
 using ModelParallel.Tests.Layers;
 
 namespace ModelParallel.Tests.Training;
@@ -57,21 +57,5 @@ public sealed class PipelineVerbTests : IDisposable
         Assert.DoesNotContain("ran on", output, StringComparison.Ordinal);
     }
 
-    private static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var (previousOut, previousError) = (Console.Out, Console.Error);
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            return (Program.Main(args), output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(previousOut);
-            Console.SetError(previousError);
-        }
-    }
+    private static (int Code, string Output, string Error) Run(string[] args) => MpRun.Run(args);
 }

@@ -167,7 +167,7 @@ public sealed class SameDeviceCommunicator : ICommunicator
     {
         CheckPeer(peer, nameof(peer), excludeSelf: true);
         var r = Require(recv, nameof(recv));
-        Receive(r, peer);
+        Receive(r, peer, Backend.Stream);
     }
 
     public void SendRecv(Tensor send, int sendPeer, Tensor recv, int recvPeer)
@@ -183,7 +183,7 @@ public sealed class SameDeviceCommunicator : ICommunicator
         var message = Post(s, sendPeer);
         try
         {
-            Receive(r, recvPeer);
+            Receive(r, recvPeer, Backend.Stream);
         }
         finally
         {
@@ -224,7 +224,7 @@ public sealed class SameDeviceCommunicator : ICommunicator
                 }
                 foreach (var t in receives)
                 {
-                    ReceiveOnTransferStream(t.Tensor, t.Peer);
+                    Receive(t.Tensor, t.Peer, Backend.TransferStream);
                 }
                 var received = new CudaEvent(Backend.Device, timing: false);
                 received.Record(Backend.TransferStream);
@@ -249,9 +249,10 @@ public sealed class SameDeviceCommunicator : ICommunicator
         return CudaTransfers.Group(Backend.Stream, events);
     }
 
-    /// <summary>Takes the oldest message from <paramref name="peer"/> and copies it into <paramref name="recv"/> on the
-    /// transfer stream after the sender's event; the event recorded after the copy goes back to the sender.</summary>
-    private void ReceiveOnTransferStream(CudaTensor recv, int peer)
+    /// <summary>Takes the oldest message from <paramref name="peer"/> and copies it into <paramref name="recv"/> on
+    /// <paramref name="stream"/> (this rank's compute or transfer stream) after the sender's event; the event recorded
+    /// after the copy goes back to the sender.</summary>
+    private void Receive(CudaTensor recv, int peer, CudaStream stream)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var message = _group.Take(Rank, peer);
@@ -266,7 +267,7 @@ public sealed class SameDeviceCommunicator : ICommunicator
         CudaEvent? done = null;
         try
         {
-            var stream = Backend.TransferStream;
+            Device.MakeCurrent(Backend.Device);
             stream.Wait(message.Ready);
             Status.CheckCuda(CudaRuntime.MemcpyAsync(recv.Pointer, sent.Pointer, (nuint)recv.Bytes, CudaRuntime.MemcpyDeviceToDevice,
                 stream.Handle), $"cudaMemcpyAsync(device to device, {recv.Bytes} bytes, rank {peer} to {Rank})");
@@ -410,38 +411,6 @@ public sealed class SameDeviceCommunicator : ICommunicator
                 message.Done?.Dispose();
             }
         }
-    }
-
-    /// <summary>Takes the oldest message from <paramref name="peer"/>, waits on its event and copies it into
-    /// <paramref name="recv"/> on this rank's stream; the event recorded after the copy goes back to the sender.</summary>
-    private void Receive(CudaTensor recv, int peer)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        var message = _group.Take(Rank, peer);
-        var sent = message.Tensor;
-        if (sent.DType != recv.DType || sent.Count != recv.Count)
-        {
-            string error = $"Send from rank {peer} has {sent.Count} {sent.DType} elements but Recv on rank {Rank} " +
-                           $"expects {recv.Count} {recv.DType} elements";
-            _group.Deliver(message, null, error);
-            throw new ArgumentException(error);
-        }
-        CudaEvent? done = null;
-        try
-        {
-            Device.MakeCurrent(Backend.Device);
-            Backend.Stream.Wait(message.Ready);
-            Backend.Kernels.Convert(recv, sent);
-            done = new CudaEvent(Backend.Device, timing: false);
-            done.Record(Backend.Stream);
-        }
-        catch (Exception e)
-        {
-            done?.Dispose();
-            _group.Deliver(message, null, $"Recv on rank {Rank} failed to copy from rank {peer}: {e.Message}");
-            throw;
-        }
-        _group.Deliver(message, done, null);
     }
 
     private CudaTensor Require(Tensor tensor, string name)
